@@ -1,0 +1,1 @@
+"""Shard formats (MDS, WebDataset tar), the manifest and `prepare`."""

@@ -1,0 +1,1 @@
+"""Hooks for the training loop: per-language loss tracking, sinks and re-weighting."""
