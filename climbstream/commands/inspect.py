@@ -1,0 +1,41 @@
+"""`climbstream inspect CONFIG --positions A:B`: what the stream holds, without reading it."""
+
+from __future__ import annotations
+
+import json
+
+HELP = "show the language, cursor, shard and sample index of stream positions"
+
+
+def add_arguments(parser) -> None:
+    """Arguments of `climbstream inspect`."""
+    parser.add_argument("config", help="a climbstream.yaml dataset config")
+    parser.add_argument("--positions", default="0:16", help="range A:B of global positions (default 0:16)")
+    parser.add_argument("--state", help="a saved dataset state (JSON) to apply first (its stages)")
+    parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+
+
+def run(args) -> int:
+    """Print one row per position."""
+    from climbstream.dataset import ClimbStream
+    from climbstream.errors import ConfigError
+
+    try:
+        a, b = (int(x) for x in args.positions.split(":"))
+    except ValueError:
+        raise ConfigError(f"--positions: expected A:B with integers, got {args.positions!r}") from None
+    if not 0 <= a <= b:
+        raise ConfigError(f"--positions: need 0 <= A <= B, got {a}:{b}")
+    stream = ClimbStream.from_config(args.config, rank=0, world_size=1)
+    if args.state:
+        with open(args.state, encoding="utf-8") as f:
+            stream.load_state_dict(json.load(f), where=args.state)
+    rows = stream.describe(a, b)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    print(f"{'position':>10} {'lang':>8} {'k':>10} {'epoch':>5}  shard:index")
+    for r in rows:
+        print(f"{r['position']:>10} {r['lang']:>8} {r['k']:>10} {r['epoch']:>5}  {r['shard']}:{r['index']}")
+    return 0

@@ -1,0 +1,125 @@
+"""One view over the manifests a dataset reads: languages, counts, orders and readers.
+
+A dataset may name several manifests (say one per language family); their language sets
+must be disjoint and they must agree on seq_len and tokenizer, or the tokens would not be
+comparable. Languages are sorted by name; that order is the `lang` id of a sample.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from climbstream.errors import ConfigError
+
+TRAIN = "train"
+
+
+class CorpusView:
+    """The union of several manifests, keyed by language name."""
+
+    def __init__(self, manifests: Sequence, sources: Sequence[str]):
+        self.manifests = list(manifests)
+        self.sources = list(sources)
+        self._source_of: dict[str, int] = {}
+        for i, m in enumerate(self.manifests):
+            for name in m.languages:
+                if name in self._source_of:
+                    raise ConfigError(
+                        f"sources: language {name} is in both {self.sources[self._source_of[name]]} and "
+                        f"{self.sources[i]}; each language must come from one manifest"
+                    )
+                self._source_of[name] = i
+        first = self.manifests[0]
+        for src, m in zip(self.sources[1:], self.manifests[1:]):
+            if m.seq_len != first.seq_len or m.tokenizer.get("hash") != first.tokenizer.get("hash"):
+                raise ConfigError(
+                    f"sources: {src} (seq_len {m.seq_len}, tokenizer {m.tokenizer.get('hash')}) does not match "
+                    f"{self.sources[0]} (seq_len {first.seq_len}, tokenizer {first.tokenizer.get('hash')})"
+                )
+        self.languages = sorted(self._source_of)
+        self.seq_len = first.seq_len
+        self._shards = {n: self._manifest(n).shards(n, TRAIN) for n in self.languages}
+
+    @classmethod
+    def load(cls, sources: Sequence[str], storage=None) -> "CorpusView":
+        """Load every manifest named in `sources` (paths or URLs)."""
+        from climbstream.formats.manifest import Manifest
+
+        if not sources:
+            raise ConfigError("sources: name at least one manifest (a prepared corpus folder or URL)")
+        return cls([Manifest.load(s, storage=storage) for s in sources], sources)
+
+    def _manifest(self, name: str):
+        return self.manifests[self._source_of[name]]
+
+    def manifest_of(self, name: str):
+        """The manifest that holds language `name`."""
+        return self._manifest(name)
+
+    def token_counts(self) -> dict[str, int]:
+        """Training tokens available per language."""
+        return {n: int(self._manifest(n).tokens(n)) for n in self.languages}
+
+    def samples(self, name: str) -> int:
+        """Training samples of language `name`."""
+        return sum(int(s.samples) for s in self._shards[name])
+
+    def shard_path(self, name: str, shard: int) -> str:
+        """The manifest-relative path of train shard `shard` of `name`."""
+        return self._shards[name][shard].path
+
+    def fingerprint(self) -> str:
+        """One fingerprint for all sources (order-independent)."""
+        parts = sorted(m.fingerprint() for m in self.manifests)
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+    def orders(self, seed: int, window_shards: int) -> list:
+        """One LanguageOrder per language, keyed by the language name (not its index)."""
+        from climbstream.schedule.order import LanguageOrder, language_key
+
+        orders = []
+        for n in self.languages:
+            counts = [int(s.samples) for s in self._shards[n]] or [0]
+            orders.append(LanguageOrder(seed, language_key(n), counts, window_shards))
+        return orders
+
+    def open_readers(self, **options) -> "CorpusReader":
+        """Readers for every source; call inside the process that reads (after fork)."""
+        from climbstream.formats.reader import open_reader
+
+        return CorpusReader(self, [open_reader(m, **options) for m in self.manifests])
+
+
+class CorpusReader:
+    """Routes reads and prefetch hints to the reader of the language's manifest."""
+
+    def __init__(self, view: CorpusView, readers: Sequence):
+        self.view = view
+        self.readers = list(readers)
+
+    def read(self, name: str, shard: int, index: int, split: str = TRAIN):
+        """Tokens of sample `index` of shard `shard` of language `name`."""
+        return self.readers[self.view._source_of[name]].read(name, split, shard, index)
+
+    def hint(self, upcoming: Sequence[tuple[str, int]], split: str = TRAIN) -> None:
+        """Shards that will be read next, in need order."""
+        per_source: dict[int, list] = {}
+        for name, shard in upcoming:
+            per_source.setdefault(self.view._source_of[name], []).append((name, split, shard))
+        for i, items in per_source.items():
+            self.readers[i].hint(items)
+
+    def metrics(self) -> dict[str, float]:
+        """Counters summed over sources (hit rate averaged)."""
+        ms = [r.metrics() for r in self.readers]
+        return {
+            "wait_s": sum(m["wait_s"] for m in ms),
+            "bytes_downloaded": sum(m["bytes_downloaded"] for m in ms),
+            "cache_hit_rate": sum(m["cache_hit_rate"] for m in ms) / len(ms),
+        }
+
+    def close(self) -> None:
+        """Stop prefetch threads and release cached shards."""
+        for r in self.readers:
+            r.close()

@@ -1,0 +1,87 @@
+"""The dataset state that goes into a checkpoint (format in docs/interfaces.md).
+
+`{version, algorithm_version, seed, manifest_fingerprint, global_batch, position, stages}`
+where stages are `[{start, weights: {NAME: int}}]` with integer weights summing to 2**32.
+`algorithm_version` names the schedule and order algorithms: a state written by another
+algorithm would give another stream, so loading it is refused rather than silently
+producing different samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from climbstream.errors import StateError
+from climbstream.weights import WEIGHT_TOTAL
+
+STATE_VERSION = 1
+ALGORITHM_VERSION = 1
+_FIELDS = ("version", "algorithm_version", "seed", "manifest_fingerprint", "global_batch", "position", "stages")
+
+
+@dataclass
+class StreamState:
+    """A validated dataset state."""
+
+    seed: int
+    manifest_fingerprint: str
+    global_batch: int
+    position: int
+    stages: list[dict]
+    version: int = STATE_VERSION
+    algorithm_version: int = ALGORITHM_VERSION
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict."""
+        return {name: getattr(self, name) for name in _FIELDS}
+
+    @classmethod
+    def from_dict(cls, data: Mapping, where: str = "state") -> "StreamState":
+        """Validate and parse; errors name `where` and the field."""
+        if not isinstance(data, Mapping):
+            raise StateError(f"{where}: expected a mapping, got {type(data).__name__}")
+        missing = [f for f in _FIELDS if f not in data]
+        if missing:
+            raise StateError(f"{where}: missing field(s) {', '.join(missing)}; is this a climbstream dataset state?")
+        if data["version"] != STATE_VERSION:
+            raise StateError(
+                f"{where}: state version {data['version']!r} is not supported (this climbstream reads "
+                f"version {STATE_VERSION})"
+            )
+        if data["algorithm_version"] != ALGORITHM_VERSION:
+            raise StateError(
+                f"{where}: written by schedule algorithm version {data['algorithm_version']!r}, this climbstream "
+                f"implements version {ALGORITHM_VERSION}; the stream would differ, so resume with the version that wrote it"
+            )
+        if int(data["position"]) < 0:
+            raise StateError(f"{where}.position: {data['position']} is negative")
+        return cls(
+            seed=int(data["seed"]),
+            manifest_fingerprint=str(data["manifest_fingerprint"]),
+            global_batch=int(data["global_batch"]),
+            position=int(data["position"]),
+            stages=[dict(s) for s in data["stages"]],
+        )
+
+
+def stages_from_state(state: StreamState, languages: Sequence[str], where: str = "state") -> list[tuple[int, np.ndarray]]:
+    """Stages as [(start, uint64 weights in `languages` order)], checked against the languages."""
+    if not state.stages:
+        raise StateError(f"{where}.stages: empty; a state has at least the stage starting at 0")
+    out = []
+    for i, stage in enumerate(state.stages):
+        weights = stage.get("weights", {})
+        unknown = sorted(set(weights) - set(languages))
+        if unknown:
+            raise StateError(
+                f"{where}.stages[{i}]: language(s) {', '.join(unknown)} are not in this corpus; the saved stream "
+                f"cannot be replayed over a different set of languages"
+            )
+        array = np.array([int(weights.get(n, 0)) for n in languages], dtype=np.uint64)
+        if int(array.sum()) != WEIGHT_TOTAL:
+            raise StateError(f"{where}.stages[{i}].weights: sum {int(array.sum())} != 2**32")
+        out.append((int(stage["start"]), array))
+    return out
