@@ -2,10 +2,11 @@
 
 Workers are separate processes (fork or spawn, persistent or not). What they must see
 from the training loop (the consumed position and the stages) and what the loop must see
-from them (how far each has produced, and loader counters) lives in a few shared-memory
+from them (loader counters) lives in a few shared-memory
 tensors, which torch hands to workers under both start methods. Workers read position and
 stages once, when their iterator starts; that is why a stage added mid-run takes effect
-at the next iterator (see docs/architecture.md).
+at the next iterator, and why an iterator that sees the generation change refuses to go
+on (it would produce batches under stale stages).
 """
 
 from __future__ import annotations
@@ -19,15 +20,17 @@ METRIC_NAMES = ("wait_s", "hit_weighted", "bytes_downloaded", "samples")
 
 
 class SharedControl:
-    """Position, stages, produced-block marks and counters, in shared memory."""
+    """Position, stages, a generation number and loader counters, in shared memory."""
 
     def __init__(self, num_languages: int, max_stages: int = 1024, max_workers: int = 256):
         self.num_languages = num_languages
         self.max_workers = max_workers
-        self._header = torch.zeros(2, dtype=torch.int64).share_memory_()  # position, n_stages
+        # position, number of stages, generation (bumped whenever stages or position are replaced)
+        self._header = torch.zeros(3, dtype=torch.int64).share_memory_()
         self._stages = torch.zeros(max_stages, 1 + num_languages, dtype=torch.int64).share_memory_()
-        self._produced = torch.full((max_workers,), -1, dtype=torch.int64).share_memory_()
         self._metrics = torch.zeros(max_workers, len(METRIC_NAMES), dtype=torch.float64).share_memory_()
+        # the start claimed by worker 0 of the current iterator: start, iteration, loader seed
+        self._claim = torch.full((3,), -1, dtype=torch.int64).share_memory_()
 
     # -- position -------------------------------------------------------------------------
     @property
@@ -48,6 +51,7 @@ class SharedControl:
             self._stages[i, 0] = int(start)
             self._stages[i, 1:] = torch.from_numpy(np.asarray(weights, dtype=np.int64))
         self._header[1] = len(stages)
+        self._header[2] += 1
 
     def stages(self) -> list[tuple[int, np.ndarray]]:
         """The stage table as [(start, uint64 weights[K]), ...]."""
@@ -56,18 +60,44 @@ class SharedControl:
         return [(int(row[0]), row[1:].astype(np.uint64)) for row in table]
 
     # -- progress and counters ------------------------------------------------------------
-    def mark_produced(self, slot: int, block: int) -> None:
-        """Record that worker `slot` has produced (started yielding) global batch `block`."""
-        if block > int(self._produced[slot]):
-            self._produced[slot] = block
+    @property
+    def generation(self) -> int:
+        """Changes whenever stages or the position are replaced; iterators compare it."""
+        return int(self._header[2])
 
-    def last_produced_block(self) -> int:
-        """The highest global batch any iterator of this process tree has started (-1: none)."""
-        return int(self._produced.max())
+    def restart_at(self, position: int) -> None:
+        """Set the position and invalidate running iterators (load_state_dict)."""
+        self._header[0] = int(position)
+        self._header[2] += 1
 
-    def reset_produced(self) -> None:
-        """Forget produced marks (a fresh iterator after load_state_dict or a new stage)."""
-        self._produced.fill_(-1)
+    def claim_start(self, loader_seed: int, iteration: int) -> int:
+        """Worker 0: fix the start of this iterator at the consumed position, and publish it.
+
+        Workers of one DataLoader iterator must agree on where it starts, but they begin
+        at different times, and the loop may already have consumed worker 0's first batch
+        when worker 1 begins. Worker 0 reads the position before it yields anything, so
+        what it reads is the position when the iterator was created. The start is written
+        before the key fields, so a waiting worker that sees the key sees the start.
+        """
+        start = self.position
+        self._claim[0] = start
+        self._claim[1] = iteration
+        self._claim[2] = loader_seed
+        return start
+
+    def wait_for_start(self, loader_seed: int, iteration: int, timeout_s: float = 600.0) -> int:
+        """Workers 1..n-1: the start worker 0 claimed for the same iterator."""
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while not (int(self._claim[2]) == loader_seed and int(self._claim[1]) == iteration):
+            if time.monotonic() > deadline:
+                raise ConfigError(
+                    "DataLoader worker 0 never started this iterator; two live iterators over one "
+                    "ClimbStream are not supported (create the next after the previous one is done)"
+                )
+            time.sleep(0.001)
+        return int(self._claim[0])
 
     def add_metrics(self, slot: int, **values: float) -> None:
         """Add to worker `slot`'s counters (names from METRIC_NAMES).

@@ -12,8 +12,8 @@ Promises:
   exactly once, in global batches of `global_batch` positions.
 - Resume: `state_dict()` / `load_state_dict()`; a different num_workers or world size
   continues the same global stream.
-- `add_stage(weights)` changes the mixture from the first global batch no iterator has
-  produced; nothing before it changes, nothing after it repeats or is skipped.
+- `add_stage(weights)` changes the mixture from the
+  consumed position on; nothing before it changes, nothing after it repeats or is skipped.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from climbstream.control import SharedControl
 from climbstream.corpus_view import CorpusView
-from climbstream.errors import ConfigError, EpochCapError, ScheduleError
+from climbstream.errors import ConfigError, EpochCapError, ScheduleError, StateError
 from climbstream.partition import Layout, data_parallel_rank_and_size
 from climbstream.plan import Plan, plan_range
 from climbstream.state import StreamState, stages_from_state
@@ -168,25 +168,26 @@ class ClimbStream(IterableDataset):
         return self._control.position
 
     def add_stage(self, weights, position: int | None = None) -> int:
-        """Use `weights` from `position` on (default: the first block no iterator produced).
+        """Use `weights` from `position` on (default: the consumed position); returns the start.
 
-        Returns the stage's start. Iterators already running keep the old weights:
-        recreate the DataLoader iterator (cheap) so the new stage takes effect. Under
-        torch.distributed the default start is agreed across ranks (max over ranks).
+        Nothing before the start changes; each language's cursor carries on, so nothing
+        after it repeats or is skipped. Batches that running iterators prefetched past
+        the start were made under the old stages: recreate the DataLoader iterator
+        (`iter(loader)`, cheap) so the new stage takes effect; a stale iterator raises
+        StateError rather than yield them. Under torch.distributed ranks agree on the
+        start (the max over ranks).
         """
         array = self._weights_array(weights, "add_stage.weights")
         stages = self._control.stages()
         last_start = stages[-1][0]
-        produced_end = (self._control.last_produced_block() + 1) * self.global_batch
-        if position is None:
-            position = _max_over_ranks(max(self._control.position, produced_end))
-        position = int(position)
+        consumed = self._control.position
+        position = _max_over_ranks(consumed if position is None else int(position))
         if position % self.global_batch:
             raise ScheduleError(f"stage start {position} is not a multiple of global_batch {self.global_batch}")
-        if position < produced_end:
+        if position < consumed:
             raise ScheduleError(
-                f"stage start {position} is before the end of what iterators already produced "
-                f"({produced_end}); start it at {produced_end} or later"
+                f"stage start {position} is before the consumed position {consumed}: the loop already "
+                f"trained on those batches; start the stage at {consumed} or later"
             )
         if position == last_start:
             stages[-1] = (position, array)
@@ -223,8 +224,6 @@ class ClimbStream(IterableDataset):
         stages = stages_from_state(loaded, self.languages, where)
         changed = loaded.manifest_fingerprint != self.corpus.fingerprint()
         if changed and not allow_manifest_change:
-            from climbstream.errors import StateError
-
             raise StateError(
                 f"{where}: the corpus changed since the state was saved (manifest fingerprint "
                 f"{loaded.manifest_fingerprint[:12]}... != {self.corpus.fingerprint()[:12]}...); pass "
@@ -238,8 +237,7 @@ class ClimbStream(IterableDataset):
             self.seed = loaded.seed
             self._orders = self.corpus.orders(self.seed, self.window_shards)
         self._control.set_stages(stages)
-        self._control.position = position
-        self._control.reset_produced()
+        self._control.restart_at(position)
 
     # -- plans (no I/O) -------------------------------------------------------------------
     def plan(self, start: int, stop: int) -> Plan:
@@ -271,8 +269,9 @@ class ClimbStream(IterableDataset):
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
         slot = self._control.check_slot(worker)
+        generation = self._control.generation
+        first = self._start_position(info) // self.global_batch
         schedule = self.schedule
-        first = self._control.position // self.global_batch
         stop = None if self.stop_position is None else self.stop_position // self.global_batch
         caps = self._cap_samples()
         readers = self._open_readers()
@@ -281,35 +280,53 @@ class ClimbStream(IterableDataset):
         current = next(upcoming, None)
         while current is not None:
             block, plan = current
+            if self._control.generation != generation:
+                raise StateError(
+                    f"stages or position changed (add_stage or load_state_dict) after this iterator started; "
+                    f"it stopped before global batch {block}; recreate the DataLoader iterator"
+                )
             if caps is not None and self._over_cap(schedule, block, caps):
                 return
-            self._control.mark_produced(slot, block)
             current = next(upcoming, None)
             if current is not None:
                 self._hint(readers, current[1])
-            yield from self._samples(readers, plan)
+            samples = self._read_samples(readers, plan)
             self._report_metrics(slot, readers, len(plan))
+            yield from samples
+
+    def _start_position(self, info) -> int:
+        """Where this iterator starts: the consumed position when it was created."""
+        if info is None:
+            return self._control.position
+        loader_seed = int(info.seed) - int(info.id)  # the same for all workers of one iterator
+        self._iterations = getattr(self, "_iterations", -1) + 1  # persistent workers: one per reset
+        if info.id == 0:
+            return self._control.claim_start(loader_seed, self._iterations)
+        return self._control.wait_for_start(loader_seed, self._iterations)
 
     def _planned(self, schedule, batches) -> Iterator[tuple[int, Plan]]:
         for block in batches:
             a, z = self.layout.slice_of(block)
             yield block, plan_range(schedule, self._orders, a, z)
 
-    def _samples(self, readers, plan: Plan) -> Iterator[dict]:
+    def _read_samples(self, readers, plan: Plan) -> list[dict]:
+        """The samples of one local batch, read before any is yielded (so counters are exact)."""
         names = self.languages
+        out = []
         for j in range(len(plan)):
             lang = int(plan.lang[j])
             name = names[lang]
             shard = int(plan.shard[j])
             index = int(plan.index[j])
             tokens = readers.read(name, shard, index)
-            yield {
+            out.append({
                 "tokens": torch.from_numpy(np.asarray(tokens, dtype=np.int64)),
                 "lang": lang,
                 "position": plan.start + j,
                 "shard": self.corpus.shard_path(name, shard),
                 "index": index,
-            }
+            })
+        return out
 
     def _hint(self, readers, plan: Plan) -> None:
         names = self.languages

@@ -1,0 +1,49 @@
+"""Small helpers shared by the dataset tests: read batches and describe them comparably."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+
+import torch
+
+
+def sample_key(tokens: torch.Tensor, lang: int, shard: str, index: int) -> tuple:
+    """What a position holds, comparable across runs and processes."""
+    digest = hashlib.sha1(tokens.numpy().tobytes()).hexdigest()[:16]
+    return (int(lang), shard, int(index), digest)
+
+
+def read_batches(stream, num_batches: int, num_workers: int = 0, mark: bool = True, **loader_kwargs) -> list[dict]:
+    """Iterate a DataLoader over `stream` for `num_batches` batches.
+
+    Returns one dict per batch: positions and sample keys. With `mark`, each batch is
+    marked consumed, as a training loop does.
+    """
+    loader = stream.dataloader(num_workers=num_workers, **loader_kwargs)
+    out = []
+    for batch in itertools.islice(loader, num_batches):
+        out.append(describe_batch(batch))
+        if mark:
+            stream.mark_consumed(batch)
+    return out
+
+
+def describe_batch(batch: dict) -> dict:
+    """Positions and per-position keys of a collated batch."""
+    positions = batch["position"].tolist()
+    keys = [
+        sample_key(batch["tokens"][j], batch["lang"][j], batch["shard"][j], batch["index"][j])
+        for j in range(len(positions))
+    ]
+    return {"positions": positions, "keys": keys}
+
+
+def by_position(batches: list[dict]) -> dict[int, tuple]:
+    """{position: key} over batches; fails on a duplicate position."""
+    table: dict[int, tuple] = {}
+    for b in batches:
+        for p, k in zip(b["positions"], b["keys"]):
+            assert p not in table, f"position {p} produced twice"
+            table[p] = k
+    return table

@@ -1,0 +1,30 @@
+"""`climbstream inspect` shows what the DataLoader will produce."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from climbstream import ClimbStream
+from climbstream.cli import main
+
+from .conftest import WEIGHTS
+from .helpers import read_batches
+
+
+def test_inspect_matches_what_the_dataloader_yields(tmp_path, mds_corpus, capsys):
+    config = tmp_path / "climbstream.yaml"
+    config.write_text(yaml.safe_dump({"sources": [mds_corpus], "weights": WEIGHTS, "global_batch": 8, "seed": 4}))
+    assert main(["inspect", str(config), "--positions", "0:32", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    stream = ClimbStream.from_config(str(config), rank=0, world_size=1)
+    produced = [key for b in read_batches(stream, 4, num_workers=2) for key in b["keys"]]
+    assert [(stream.languages.index(r["lang"]), r["shard"], r["index"]) for r in rows] == [k[:3] for k in produced]
+
+
+def test_inspect_rejects_a_bad_range(tmp_path, mds_corpus, capsys):
+    config = tmp_path / "climbstream.yaml"
+    config.write_text(yaml.safe_dump({"sources": [mds_corpus], "weights": WEIGHTS, "global_batch": 8}))
+    assert main(["inspect", str(config), "--positions", "9-3"]) == 2
+    assert "--positions: expected A:B" in capsys.readouterr().err
