@@ -120,10 +120,7 @@ class StreamConfig:
         """Keyword arguments for ClimbStream(...)."""
         from climbstream.storage.options import StorageOptions
 
-        try:
-            storage = StorageOptions(**self.storage) if self.storage else None
-        except TypeError as err:
-            raise ConfigError(f"{self.where}: storage: {err}") from None
+        storage = StorageOptions.from_dict(self.storage, where=f"{self.where}: storage") if self.storage else None
         return dict(
             sources=self.sources, weights=self.weights, global_batch=self.global_batch, seed=self.seed,
             rank=self.rank, world_size=self.world_size, cache_dir=self.cache_dir,

@@ -1,0 +1,341 @@
+"""The node-local shard cache: each remote shard downloaded once per machine.
+
+All DataLoader workers and all ranks of a machine point a ShardCache at the same
+directory. Coordination is by fcntl.flock on one lock file per shard, so a process that
+dies (even by SIGKILL) releases its locks through the kernel: no shared memory, no stale
+lock to clean by hand.
+
+- A reader holds a shared lock on the shard for as long as it uses the file ("in use").
+- A downloader holds an exclusive lock, so concurrent readers of a missing shard wait for
+  the one download instead of starting their own.
+- Eviction (least recently used first, by the time of the last acquire) takes a shard's
+  exclusive lock without blocking and skips the shard if that fails, so a shard in use is
+  never evicted. It only considers entries in the cache's own index, so it never deletes
+  a file it did not download.
+- When every resident shard is in use the limit is exceeded (with a warning) rather than
+  waiting: a cache that waits for space can deadlock workers that each hold shards.
+  `check_capacity` rejects limits too small for the configured reading pattern up front.
+
+Local sources (plain paths, file://) are returned in place, never copied.
+
+Layout under root_dir: `data/<key>` (the shards), `index/<key>.json` (what this cache
+downloaded: url, bytes, sha256, complete), `locks/<key>.lock`, `cache.lock` (guards the
+space accounting). `<key>` is a hash of the URL followed by its file name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import glob
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from climbstream.errors import ConfigError
+from climbstream.storage.remote import TEMP_MARKER, ObjectStore
+from climbstream.storage.retry import IntegrityError, ObjectNotFoundError
+
+log = logging.getLogger(__name__)
+INDEX_VERSION = 1
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    return str(n)
+
+
+@dataclass
+class CachedShard:
+    """A shard held resident: `path` stays valid until `release()` (or the with-block ends).
+
+    `hit` is False when this call downloaded the shard; `bytes_downloaded` counts them.
+    """
+
+    url: str
+    path: str
+    hit: bool
+    bytes_downloaded: int = 0
+    _fd: int | None = None
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor drops its flock
+
+    def __enter__(self) -> str:
+        return self.path
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+class ShardCache:
+    """A directory of downloaded shards shared by every process of one machine."""
+
+    def __init__(self, root_dir: str | os.PathLike, limit_bytes: int | None = None) -> None:
+        if limit_bytes is not None and limit_bytes <= 0:
+            raise ConfigError(f"cache limit_bytes must be positive (or None for no limit), got {limit_bytes}")
+        self.root = os.path.abspath(os.fspath(root_dir))
+        self.limit_bytes = limit_bytes
+        for sub in ("data", "index", "locks"):
+            os.makedirs(os.path.join(self.root, sub), exist_ok=True)
+        self._stats_pid = os.getpid()
+        self._stats_lock = threading.Lock()
+        self._stats = dict(hits=0, misses=0, bytes_downloaded=0, evictions=0, evicted_bytes=0)
+
+    # -- public ------------------------------------------------------------------------
+    def check_capacity(self, largest_shard_bytes: int, shards_in_use: int) -> None:
+        """ConfigError when the limit cannot hold `shards_in_use` shards of the largest size.
+
+        `shards_in_use` is how many shards can be held at once on this machine, e.g.
+        languages x (prefetch depth + 1) x DataLoader workers x local ranks.
+        """
+        if self.limit_bytes is None:
+            return
+        needed = int(largest_shard_bytes) * int(shards_in_use)
+        if needed > self.limit_bytes:
+            raise ConfigError(
+                f"cache at {self.root}: limit {self.limit_bytes} bytes ({_human(self.limit_bytes)}) is smaller "
+                f"than what must be resident at once: {shards_in_use} shards in use (languages x (prefetch "
+                f"depth + 1) x workers x local ranks) x largest shard {largest_shard_bytes} bytes = {needed} "
+                f"bytes ({_human(needed)}); raise the cache limit to at least {needed} bytes, lower the "
+                f"prefetch depth or the number of workers, or use no limit"
+            )
+
+    @contextlib.contextmanager
+    def acquire(self, url: str, store: ObjectStore, size: int | None = None,
+                sha256: str | None = None) -> Iterator[str]:
+        """The local path of `url`, resident (and not evictable) inside the with-block."""
+        shard = self.open(url, store, size, sha256)
+        try:
+            yield shard.path
+        finally:
+            shard.release()
+
+    def open(self, url: str, store: ObjectStore, size: int | None = None, sha256: str | None = None) -> CachedShard:
+        """Like `acquire`, returning a handle the caller releases (possibly from another thread)."""
+        if store.is_local:
+            return self._open_local(url, store, size)
+        key = self.key(url)
+        downloaded = 0
+        while True:
+            fd = self._lock_entry(key, fcntl.LOCK_SH)
+            try:
+                if self._is_complete(key, size, sha256):
+                    self._touch(key)
+                    self._count(hits=int(downloaded == 0), misses=int(downloaded > 0), bytes_downloaded=downloaded)
+                    shard = CachedShard(url, self._data_path(key), hit=downloaded == 0,
+                                        bytes_downloaded=downloaded, _fd=fd)
+                    fd = None
+                    return shard
+            finally:
+                if fd is not None:
+                    os.close(fd)
+            # Not there: take the exclusive lock; whoever got it first downloads, others wait.
+            fd = self._lock_entry(key, fcntl.LOCK_EX)
+            try:
+                if not self._is_complete(key, size, sha256):
+                    downloaded += self._fill(key, url, store, size, sha256)
+            finally:
+                os.close(fd)
+
+    def key(self, url: str) -> str:
+        """The file name of `url` in the cache: a URL hash, then the URL's own file name."""
+        digest = hashlib.sha256(url.encode()).hexdigest()[:24]
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", url.rstrip("/").rpartition("/")[2])[-80:]
+        return f"{digest}-{name}"
+
+    def usage_bytes(self) -> int:
+        """Bytes of the shards this cache holds or is downloading, on the whole machine."""
+        return sum(entry["bytes"] for entry in self._scan())
+
+    def stats(self) -> dict:
+        """This process's counters: hits, misses, bytes_downloaded, evictions, evicted_bytes."""
+        self._check_fork()
+        with self._stats_lock:
+            return dict(self._stats)
+
+    # -- internals ---------------------------------------------------------------------
+    def _data_path(self, key: str) -> str:
+        return os.path.join(self.root, "data", key)
+
+    def _marker_path(self, key: str) -> str:
+        return os.path.join(self.root, "index", key + ".json")
+
+    def _check_fork(self) -> None:
+        if self._stats_pid != os.getpid():
+            self._stats_pid = os.getpid()
+            self._stats_lock = threading.Lock()
+            self._stats = dict.fromkeys(self._stats, 0)
+
+    def _count(self, **deltas: int) -> None:
+        self._check_fork()
+        with self._stats_lock:
+            for name, delta in deltas.items():
+                self._stats[name] += delta
+
+    def _open_local(self, url: str, store: ObjectStore, size: int | None) -> CachedShard:
+        path = store.local_path(url)
+        try:
+            found = os.path.getsize(path)
+        except FileNotFoundError as exc:
+            raise ObjectNotFoundError(f"read {url}: no such file; check the path or rerun 'climbstream manifest'") from exc
+        if size is not None and found != size:
+            raise IntegrityError(
+                f"read {url}: size mismatch (expected {size} bytes, found {found}); the file changed after the "
+                f"manifest was written: rerun 'climbstream manifest' on its corpus"
+            )
+        return CachedShard(url, path, hit=True)
+
+    def _lock_entry(self, key: str, mode: int) -> int | None:
+        """An fd holding flock `mode` on the shard's lock file (None if LOCK_NB would block).
+
+        Eviction unlinks lock files while holding them; a lock taken on an unlinked file
+        guards nothing, so the inode is checked against the path and the open retried.
+        """
+        path = os.path.join(self.root, "locks", key + ".lock")
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, mode)
+            except BlockingIOError:
+                os.close(fd)
+                return None
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                    return fd
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+
+    def _read_marker(self, key: str) -> dict | None:
+        try:
+            with open(self._marker_path(key)) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("cache index %s unreadable (%s); treating the shard as absent", self._marker_path(key), exc)
+            return None
+
+    def _write_marker(self, key: str, marker: dict) -> None:
+        path = self._marker_path(key)
+        tmp = f"{path}{TEMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}"
+        with open(tmp, "w") as f:
+            json.dump(marker, f)
+        os.replace(tmp, path)
+        self._touch(key)
+
+    def _is_complete(self, key: str, size: int | None, sha256: str | None) -> bool:
+        marker = self._read_marker(key)
+        if not marker or not marker.get("complete"):
+            return False
+        if size is not None and marker["bytes"] != size:
+            return False
+        if sha256 is not None and marker.get("sha256") not in (None, sha256.lower()):
+            return False
+        try:
+            return os.path.getsize(self._data_path(key)) == marker["bytes"]
+        except FileNotFoundError:
+            return False
+
+    def _touch(self, key: str) -> None:
+        # Explicit nanoseconds: the kernel's own file times tick only every few milliseconds.
+        now = time.time_ns()
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(self._marker_path(key), ns=(now, now))
+
+    def _fill(self, key: str, url: str, store: ObjectStore, size: int | None, sha256: str | None) -> int:
+        """Download `url` under the shard's exclusive lock; returns the bytes downloaded."""
+        data_path = self._data_path(key)
+        for stale in glob.glob(glob.escape(data_path + TEMP_MARKER) + "*"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(stale)  # left by a downloader that died; we hold the lock it held
+        if size is None:
+            size = store.size(url)
+        marker = {"version": INDEX_VERSION, "url": url, "bytes": int(size),
+                  "sha256": sha256.lower() if sha256 else None, "complete": False}
+        self._reserve(key, marker)
+        try:
+            written = store.download(url, data_path, expected_size=size, expected_sha256=sha256)
+        except BaseException:
+            for path in (data_path, self._marker_path(key)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            raise
+        self._write_marker(key, dict(marker, complete=True))
+        log.debug("cache %s: downloaded %s (%d bytes)", self.root, url, written)
+        return written
+
+    def _reserve(self, key: str, marker: dict) -> None:
+        """Make room for `marker['bytes']` (evicting LRU shards not in use) and record it."""
+        fd = os.open(os.path.join(self.root, "cache.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if self.limit_bytes is not None:
+                others = [e for e in self._scan() if e["key"] != key]
+                excess = sum(e["bytes"] for e in others) + marker["bytes"] - self.limit_bytes
+                if excess > 0:
+                    excess -= self._evict(others, excess)
+                if excess > 0:
+                    log.warning(
+                        "cache %s: over its limit of %d bytes by %d bytes to fetch %s, because every other "
+                        "resident shard is in use; raise the cache limit or lower the prefetch depth",
+                        self.root, self.limit_bytes, excess, marker["url"])
+            self._write_marker(key, marker)
+        finally:
+            os.close(fd)
+
+    def _evict(self, entries: list[dict], needed: int) -> int:
+        freed = 0
+        for entry in sorted(entries, key=lambda e: (e["mtime_ns"], e["key"])):
+            if freed >= needed:
+                break
+            fd = self._lock_entry(entry["key"], fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if fd is None:
+                continue  # in use (or being downloaded) by some process
+            try:
+                for path in (self._data_path(entry["key"]), self._marker_path(entry["key"]),
+                             os.path.join(self.root, "locks", entry["key"] + ".lock")):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+            finally:
+                os.close(fd)
+            freed += entry["bytes"]
+            self._count(evictions=1, evicted_bytes=entry["bytes"])
+            log.debug("cache %s: evicted %s (%d bytes)", self.root, entry.get("url"), entry["bytes"])
+        return freed
+
+    def _scan(self) -> list[dict]:
+        entries = []
+        index_dir = os.path.join(self.root, "index")
+        for name in os.listdir(index_dir):
+            if not name.endswith(".json"):
+                continue
+            key = name[: -len(".json")]
+            try:
+                mtime_ns = os.stat(os.path.join(index_dir, name)).st_mtime_ns
+            except OSError as exc:
+                if exc.errno == errno.ENOENT:
+                    continue
+                raise
+            marker = self._read_marker(key)
+            if marker is not None:
+                entries.append({"key": key, "url": marker.get("url"), "bytes": int(marker.get("bytes", 0)),
+                                "mtime_ns": mtime_ns, "complete": bool(marker.get("complete"))})
+        return entries

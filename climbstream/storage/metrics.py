@@ -1,0 +1,63 @@
+"""Loader counters for the loss log: how long the consumer waited and what the cache saved.
+
+One `StorageMetrics` per Prefetcher (one per DataLoader worker). The dataset sums the
+snapshots of its workers; `cache_hit_rate` is recomputed from the summed counts, never
+averaged, so workers with few lookups do not skew it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass
+class StorageMetrics:
+    """Thread-safe counters. `wait_s` is consumer time blocked on bytes, in seconds."""
+
+    wait_s: float = 0.0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    bytes_downloaded: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add_wait(self, seconds: float) -> None:
+        with self._lock:
+            self.wait_s += seconds
+
+    def add_lookup(self, hit: bool, bytes_downloaded: int = 0) -> None:
+        with self._lock:
+            if hit:
+                self.cache_hits += 1
+            else:
+                self.cache_misses += 1
+            self.bytes_downloaded += bytes_downloaded
+
+    def snapshot(self) -> dict:
+        """`{wait_s, cache_hit_rate, bytes_downloaded, cache_hits, cache_misses}`.
+
+        cache_hit_rate is hits / lookups, 0.0 before the first lookup.
+        """
+        with self._lock:
+            return summarize(self.wait_s, self.cache_hits, self.cache_misses, self.bytes_downloaded)
+
+
+def summarize(wait_s: float, cache_hits: int, cache_misses: int, bytes_downloaded: int) -> dict:
+    lookups = cache_hits + cache_misses
+    return {
+        "wait_s": wait_s,
+        "cache_hit_rate": cache_hits / lookups if lookups else 0.0,
+        "bytes_downloaded": bytes_downloaded,
+        "cache_hits": cache_hits,
+        "cache_misses": cache_misses,
+    }
+
+
+def merge(snapshots: list[dict]) -> dict:
+    """Sum the snapshots of several workers into one (hit rate from the summed counts)."""
+    return summarize(
+        sum(s["wait_s"] for s in snapshots),
+        sum(s["cache_hits"] for s in snapshots),
+        sum(s["cache_misses"] for s in snapshots),
+        sum(s["bytes_downloaded"] for s in snapshots),
+    )

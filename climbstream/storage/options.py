@@ -1,0 +1,67 @@
+"""Settings for reaching object storage: endpoint, region, credentials, retries, timeouts.
+
+Anything left as None falls back to the conventional AWS sources (AWS_* environment
+variables, ~/.aws/config and credentials, instance roles), so the same config works on a
+laptop with a profile and on a cluster with injected credentials.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from climbstream.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class StorageOptions:
+    """How to reach and retry object storage.
+
+    Retries use exponential backoff with full jitter: attempt n (from 0) sleeps a uniform
+    time in [0, min(retry_max_s, retry_base_s * 2**n)], for at most `max_retries` retries
+    after the first attempt. `extra` is passed unchanged to fsspec filesystems.
+    """
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+    max_retries: int = 8
+    retry_base_s: float = 0.1
+    retry_max_s: float = 5.0
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 60.0
+    addressing_style: str = "auto"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ConfigError(f"storage.max_retries must be >= 0, got {self.max_retries}")
+        if self.retry_base_s < 0 or self.retry_max_s < 0:
+            raise ConfigError(
+                f"storage.retry_base_s and storage.retry_max_s must be >= 0, got "
+                f"{self.retry_base_s} and {self.retry_max_s}"
+            )
+        for name in ("connect_timeout_s", "read_timeout_s"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ConfigError(f"storage.{name} must be > 0 (or null for the default), got {getattr(self, name)}")
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ConfigError(
+                "storage.access_key_id and storage.secret_access_key must be given together "
+                "(or both left unset to use the AWS environment and config files)"
+            )
+        if self.addressing_style not in ("auto", "path", "virtual"):
+            raise ConfigError(
+                f"storage.addressing_style must be 'auto', 'path' or 'virtual', got {self.addressing_style!r}"
+            )
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None, where: str = "storage") -> StorageOptions:
+        """Build from a parsed YAML mapping; unknown keys are a ConfigError naming `where`."""
+        values = dict(values or {})
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(known)}")
+        return cls(**values)

@@ -1,0 +1,212 @@
+"""s3:// URLs through boto3, with our own retries and a client per process.
+
+boto3 clients are not fork-safe: a client created before a DataLoader fork would share
+its connection pool with the parent. The client is therefore created lazily and re-created
+whenever `os.getpid()` changes. botocore's own retries are switched off so that the retry
+policy (and the request count tests rely on) is exactly the one in retry.py. Checksums
+are computed and validated only "when_required", which S3-compatible servers that do not
+speak the newer flexible checksums (moto, rclone serve s3, MinIO versions) accept.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import os
+import threading
+from builtins import ConnectionError as BuiltinConnectionError
+from collections.abc import Iterator
+
+from climbstream.errors import ConfigError, StorageError
+from climbstream.storage.options import StorageOptions
+from climbstream.storage.remote import ObjectStore, check_length, check_range, join_url
+from climbstream.storage.retry import AccessDeniedError, ObjectNotFoundError
+
+log = logging.getLogger(__name__)
+MULTIPART_PART_BYTES = 64 << 20
+_THROTTLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
+                   "TooManyRequestsException", "RequestTimeout", "RequestTimeoutException",
+                   "InternalError", "ServiceUnavailable"}
+_NOT_FOUND_CODES = {"404", "NoSuchKey", "NoSuchBucket", "NotFound"}
+_DENIED_CODES = {"401", "403", "AccessDenied", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
+
+
+def split_s3_url(url: str) -> tuple[str, str]:
+    """('bucket', 'key') of 's3://bucket/key'; a URL without a bucket is a StorageError."""
+    _, _, rest = url.partition("://")
+    bucket, _, key = rest.partition("/")
+    if not bucket:
+        raise StorageError(f"{url}: an s3 URL needs a bucket (s3://BUCKET/KEY)")
+    return bucket, key
+
+
+class S3Store(ObjectStore):
+    """Objects in S3 or any S3-compatible server (set `StorageOptions.endpoint_url`)."""
+
+    def __init__(self, options: StorageOptions | None = None) -> None:
+        super().__init__(options)
+        self._client = None
+        self._client_pid: int | None = None
+        self._client_lock = threading.Lock()
+        self.clients_created = 0  # per process; tests check a forked child makes its own
+
+    @property
+    def client(self):
+        """This process's boto3 S3 client, created on first use after every fork."""
+        pid = os.getpid()
+        if self._client_pid != pid:
+            # A lock copied by fork may be held by a parent thread that does not exist here.
+            self._client_lock = threading.Lock()
+            self._client = None
+            self._client_pid = pid
+            self.clients_created = 0
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = self._make_client()
+                    self.clients_created += 1
+        return self._client
+
+    def _make_client(self):
+        try:
+            import boto3
+            from botocore.config import Config
+        except ImportError as exc:
+            raise ConfigError("s3:// URLs need boto3: pip install 'climbstream[s3]'") from exc
+        o = self.options
+        session = boto3.session.Session(
+            aws_access_key_id=o.access_key_id, aws_secret_access_key=o.secret_access_key,
+            aws_session_token=o.session_token, region_name=o.region,
+        )
+        config = Config(
+            connect_timeout=o.connect_timeout_s, read_timeout=o.read_timeout_s,
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            max_pool_connections=32,
+            s3={"addressing_style": o.addressing_style},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        return session.client("s3", endpoint_url=o.endpoint_url, config=config)
+
+    # -- failure classification ----------------------------------------------------------
+    def _is_retryable(self, exc: BaseException) -> bool:
+        from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, IncompleteReadError
+
+        if isinstance(exc, ClientError):
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            return status == 429 or status >= 500 or code in _THROTTLE_CODES
+        # Builtin ConnectionError/TimeoutError only: other OSErrors (a full disk) will not heal by waiting.
+        return isinstance(exc, (ConnectionError, HTTPClientError, IncompleteReadError, http.client.IncompleteRead,
+                                BuiltinConnectionError, TimeoutError))
+
+    def _describe(self, exc: BaseException, url: str, action: str) -> StorageError:
+        from botocore.exceptions import ClientError, NoCredentialsError
+
+        where = f" at {self.options.endpoint_url}" if self.options.endpoint_url else ""
+        if isinstance(exc, NoCredentialsError):
+            return AccessDeniedError(
+                f"{action} {url}: no AWS credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                f"(or AWS_PROFILE), or storage.access_key_id / storage.secret_access_key"
+            )
+        if isinstance(exc, ClientError):
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in _NOT_FOUND_CODES or status == 404:
+                return ObjectNotFoundError(
+                    f"{action} {url}: not found{where} (HTTP {status} {code}); check the bucket, key and "
+                    f"endpoint, or rerun 'climbstream manifest' if the shards moved"
+                )
+            if code in _DENIED_CODES or status in (401, 403):
+                return AccessDeniedError(
+                    f"{action} {url}: access denied{where} (HTTP {status} {code}); check the credentials "
+                    f"(AWS_ACCESS_KEY_ID / AWS_PROFILE or storage.access_key_id) and the bucket policy"
+                )
+            return StorageError(f"{action} {url}: HTTP {status} {code}{where}: {exc}")
+        return StorageError(f"{action} {url}{where}: {type(exc).__name__}: {exc}")
+
+    # -- operations ----------------------------------------------------------------------
+    def read_bytes(self, url: str, start: int | None = None, end: int | None = None) -> bytes:
+        start, end = check_range(url, start, end)
+        if end == start:
+            return b""
+        bucket, key = split_s3_url(url)
+        kwargs = {}
+        if start or end is not None:
+            kwargs["Range"] = f"bytes={start}-" + ("" if end is None else str(end - 1))
+
+        def read() -> bytes:
+            response = self.client.get_object(Bucket=bucket, Key=key, **kwargs)
+            return response["Body"].read()
+
+        return check_length(url, start, end, self._call("read", url, read))
+
+    def size(self, url: str) -> int:
+        bucket, key = split_s3_url(url)
+        return int(self._call("size", url, lambda: self.client.head_object(Bucket=bucket, Key=key)["ContentLength"]))
+
+    def exists(self, url: str) -> bool:
+        try:
+            self.size(url)
+        except ObjectNotFoundError:
+            return False
+        return True
+
+    def _iter_chunks(self, url: str) -> Iterator[bytes]:
+        bucket, key = split_s3_url(url)
+        body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
+        try:
+            yield from body.iter_chunks(1 << 20)
+        finally:
+            body.close()
+
+    def put_bytes(self, data: bytes, url: str) -> None:
+        bucket, key = split_s3_url(url)
+        self._call("put", url, lambda: self.client.put_object(Bucket=bucket, Key=key, Body=bytes(data)))
+
+    def put_file(self, local_path: str | os.PathLike, url: str) -> None:
+        """Upload in one request up to 64 MiB, as a multipart upload above (each part retried)."""
+        bucket, key = split_s3_url(url)
+        total = os.path.getsize(local_path)
+        if total <= MULTIPART_PART_BYTES:
+            def put() -> None:
+                with open(local_path, "rb") as f:
+                    self.client.put_object(Bucket=bucket, Key=key, Body=f)
+
+            self._call("put", url, put)
+            return
+        upload_id = self._call("put", url, lambda: self.client.create_multipart_upload(
+            Bucket=bucket, Key=key)["UploadId"])
+        try:
+            parts = []
+            with open(local_path, "rb") as f:
+                for number, offset in enumerate(range(0, total, MULTIPART_PART_BYTES), start=1):
+                    f.seek(offset)
+                    chunk = f.read(MULTIPART_PART_BYTES)
+                    etag = self._call(f"put (part {number})", url, lambda: self.client.upload_part(
+                        Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk)["ETag"])
+                    parts.append({"PartNumber": number, "ETag": etag})
+            self._call("put", url, lambda: self.client.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}))
+        except BaseException:
+            try:
+                self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            except Exception as abort_exc:  # the original failure is the one to report
+                log.warning("put %s: could not abort multipart upload %s: %s", url, upload_id, abort_exc)
+            raise
+
+    def list(self, prefix_url: str) -> list[str]:
+        """Every object under the "directory" prefix_url (a trailing '/' is implied)."""
+        bucket, prefix = split_s3_url(prefix_url)
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        root = f"s3://{bucket}"
+
+        def list_all() -> list[str]:
+            keys = []
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                keys.extend(item["Key"] for item in page.get("Contents", []) if not item["Key"].endswith("/"))
+            return keys
+
+        return sorted(join_url(root, key) for key in self._call("list", prefix_url, list_all))

@@ -1,0 +1,48 @@
+"""Functions run in child processes (fork and spawn) by the storage tests.
+
+They live in a module of their own so that spawned children can import them by name.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from climbstream.storage.cache import ShardCache
+from climbstream.storage.options import StorageOptions
+from climbstream.storage.remote import open_store
+
+
+def acquire_once(root, limit, url, size, options, barrier, results):
+    """Wait for the others, acquire `url`, report (pid, hit, bytes_downloaded, content length)."""
+    store = open_store(url, StorageOptions(**options))
+    cache = ShardCache(root, limit)
+    barrier.wait(timeout=30)
+    with cache.acquire(url, store, size=size) as path:
+        stats = cache.stats()
+        with open(path, "rb") as f:
+            results.put((os.getpid(), stats["hits"], stats["bytes_downloaded"], len(f.read())))
+
+
+def hold(root, limit, url, size, options, holding, release):
+    """Acquire `url`, signal `holding`, keep it until `release` is set (or the process is killed)."""
+    store = open_store(url, StorageOptions(**options))
+    cache = ShardCache(root, limit)
+    with cache.acquire(url, store, size=size):
+        holding.set()
+        release.wait(timeout=60)
+
+
+def download_slowly(root, url, size, options, started):
+    """Start a download that is slow (the proxy adds latency) and signal once it is under way."""
+    store = open_store(url, StorageOptions(**options))
+    cache = ShardCache(root, None)
+    started.set()
+    with cache.acquire(url, store, size=size):
+        time.sleep(60)
+
+
+def read_in_child(store, url, results):
+    """Use a store built (and used) by the parent; report whether a new client was made."""
+    data = store.read_bytes(url)
+    results.put((id(store.client), store.clients_created, len(data)))

@@ -1,0 +1,227 @@
+"""ShardCache across real processes, against the real S3 server and local disk."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import signal
+
+import pytest
+import storage_children
+
+from climbstream.errors import ConfigError
+from climbstream.storage.cache import ShardCache
+from climbstream.storage.remote import open_store
+from climbstream.storage.retry import IntegrityError, ObjectNotFoundError
+
+SHARD_BYTES = 10_000
+
+
+@pytest.fixture
+def shards(s3_bucket):
+    """Five shards of SHARD_BYTES each on S3: {url: bytes}."""
+    client = s3_bucket.client()
+    out = {}
+    for i in range(5):
+        data = bytes([i]) * SHARD_BYTES
+        client.put_object(Bucket=s3_bucket.name, Key=f"fr/shard-{i:06d}.mds", Body=data)
+        out[f"{s3_bucket.url}/fr/shard-{i:06d}.mds"] = data
+    return out
+
+
+def options_dict(bucket, endpoint_url=None) -> dict:
+    opts = bucket.options(endpoint_url=endpoint_url, max_retries=2, retry_base_s=0.001)
+    return {k: getattr(opts, k) for k in ("endpoint_url", "region", "access_key_id", "secret_access_key",
+                                          "max_retries", "retry_base_s")}
+
+
+def gets(proxy, url) -> int:
+    key_path = "/" + url.split("://", 1)[1]
+    return sum(1 for p in proxy.paths if p == f"GET {key_path}")
+
+
+def test_local_sources_are_read_in_place_not_copied(tmp_path):
+    shard = tmp_path / "corpus" / "fr" / "shard-000000.mds"
+    shard.parent.mkdir(parents=True)
+    shard.write_bytes(b"x" * 100)
+    cache = ShardCache(tmp_path / "cache", limit_bytes=10)
+    store = open_store(str(shard))
+    with cache.acquire(str(shard), store, size=100) as path:
+        assert path == str(shard)
+    with cache.acquire("file://" + str(shard), store) as path:
+        assert path == str(shard)
+    assert cache.usage_bytes() == 0 and os.listdir(tmp_path / "cache" / "data") == []
+    with pytest.raises(IntegrityError, match="size mismatch") as info:
+        cache.open(str(shard), store, size=99)
+    assert str(shard) in str(info.value)
+    with pytest.raises(ObjectNotFoundError, match="no such file"):
+        cache.open(str(tmp_path / "missing.mds"), store)
+
+
+def test_second_acquire_is_a_hit_without_download(s3_bucket, shards, flaky_proxy, tmp_path):
+    url, data = next(iter(shards.items()))
+    store = open_store(url, s3_bucket.options(endpoint_url=flaky_proxy.url))
+    cache = ShardCache(tmp_path / "cache", None)
+    first = cache.open(url, store, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    first.release()
+    assert (first.hit, first.bytes_downloaded) == (False, len(data))
+    with cache.acquire(url, store, size=len(data)) as path:
+        with open(path, "rb") as f:
+            assert f.read() == data
+        assert path.endswith("shard-000000.mds")
+    assert gets(flaky_proxy, url) == 1
+    assert cache.stats()["hits"] == 1 and cache.stats()["misses"] == 1
+
+
+def test_size_is_asked_of_the_store_when_not_given(s3_bucket, shards, tmp_path):
+    url, data = next(iter(shards.items()))
+    cache = ShardCache(tmp_path / "cache", None)
+    with cache.acquire(url, open_store(url, s3_bucket.options())) as path:
+        assert os.path.getsize(path) == len(data)
+    assert cache.usage_bytes() == len(data)
+
+
+def test_changed_sha256_forces_a_fresh_download(s3_bucket, shards, tmp_path):
+    url, data = next(iter(shards.items()))
+    store = open_store(url, s3_bucket.options())
+    cache = ShardCache(tmp_path / "cache", None)
+    with cache.acquire(url, store, size=len(data), sha256=hashlib.sha256(data).hexdigest()):
+        pass
+    new = b"z" * len(data)
+    store.put_bytes(new, url)
+    with cache.acquire(url, store, size=len(new), sha256=hashlib.sha256(new).hexdigest()) as path:
+        with open(path, "rb") as f:
+            assert f.read() == new
+
+
+def test_failed_download_leaves_nothing_in_the_cache(s3_bucket, shards, tmp_path):
+    url, data = next(iter(shards.items()))
+    cache = ShardCache(tmp_path / "cache", None)
+    with pytest.raises(IntegrityError, match="sha256 mismatch") as info:
+        cache.open(url, open_store(url, s3_bucket.options()), size=len(data), sha256="0" * 64)
+    assert url in str(info.value)
+    assert os.listdir(tmp_path / "cache" / "data") == [] and os.listdir(tmp_path / "cache" / "index") == []
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_concurrent_processes_download_a_shard_exactly_once(s3_bucket, shards, flaky_proxy, tmp_path, method):
+    url, data = next(iter(shards.items()))
+    flaky_proxy.configure(latency_s=0.3)  # keeps the first download in flight while the others arrive
+    ctx = multiprocessing.get_context(method)
+    n = 3
+    barrier, results = ctx.Barrier(n), ctx.Queue()
+    args = (str(tmp_path / "cache"), None, url, len(data), options_dict(s3_bucket, flaky_proxy.url), barrier, results)
+    children = [ctx.Process(target=storage_children.acquire_once, args=args) for _ in range(n)]
+    for child in children:
+        child.start()
+    reports = [results.get(timeout=120) for _ in range(n)]
+    for child in children:
+        child.join(timeout=60)
+        assert child.exitcode == 0
+    assert gets(flaky_proxy, url) == 1
+    assert sorted(r[2] for r in reports) == [0] * (n - 1) + [len(data)]
+    assert sorted(r[1] for r in reports) == [0] + [1] * (n - 1)
+    assert all(r[3] == len(data) for r in reports)
+
+
+def test_eviction_is_lru_skips_shards_in_use_by_other_processes_and_spares_foreign_files(s3_bucket, shards, tmp_path):
+    urls = list(shards)
+    root = tmp_path / "cache"
+    cache = ShardCache(root, limit_bytes=3 * SHARD_BYTES)
+    (root / "foreign.bin").write_bytes(b"f" * 5 * SHARD_BYTES)
+    (root / "data" / "someone-elses.mds").write_bytes(b"s" * 5 * SHARD_BYTES)
+    store = open_store(urls[0], s3_bucket.options())
+
+    ctx = multiprocessing.get_context("fork")
+    holding, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=storage_children.hold, args=(
+        str(root), 3 * SHARD_BYTES, urls[0], SHARD_BYTES, options_dict(s3_bucket), holding, release))
+    holder.start()
+    try:
+        assert holding.wait(timeout=60)
+        for url in urls[1:3]:  # cache now holds 0 (in use elsewhere), 1, 2: full
+            with cache.acquire(url, store, size=SHARD_BYTES):
+                pass
+        with cache.acquire(urls[1], store, size=SHARD_BYTES):  # 1 is now more recent than 2
+            pass
+        with cache.acquire(urls[3], store, size=SHARD_BYTES):  # must evict: 0 is oldest but in use -> 2
+            pass
+        resident = sorted(e["url"] for e in cache._scan())
+        assert resident == [urls[0], urls[1], urls[3]]
+        assert cache.stats()["evictions"] == 1
+        assert cache.usage_bytes() <= 3 * SHARD_BYTES
+    finally:
+        release.set()
+        holder.join(timeout=60)
+    with cache.acquire(urls[4], store, size=SHARD_BYTES):  # 0 released: now the LRU one goes
+        pass
+    assert sorted(e["url"] for e in cache._scan()) == [urls[1], urls[3], urls[4]]
+    assert (root / "foreign.bin").stat().st_size == 5 * SHARD_BYTES
+    assert (root / "data" / "someone-elses.mds").stat().st_size == 5 * SHARD_BYTES
+
+
+def test_cache_goes_over_its_limit_rather_than_deadlock_when_everything_is_in_use(s3_bucket, shards, tmp_path):
+    urls = list(shards)
+    cache = ShardCache(tmp_path / "cache", limit_bytes=SHARD_BYTES)
+    store = open_store(urls[0], s3_bucket.options())
+    with cache.acquire(urls[0], store, size=SHARD_BYTES), cache.acquire(urls[1], store, size=SHARD_BYTES):
+        assert cache.usage_bytes() == 2 * SHARD_BYTES
+    with cache.acquire(urls[2], store, size=SHARD_BYTES):
+        pass
+    assert cache.usage_bytes() == SHARD_BYTES
+
+
+def test_capacity_check_counts_every_shard_that_can_be_in_use(tmp_path):
+    cache = ShardCache(tmp_path, limit_bytes=5_000_000)
+    cache.check_capacity(largest_shard_bytes=1_000_000, shards_in_use=5)
+    with pytest.raises(ConfigError) as info:
+        cache.check_capacity(largest_shard_bytes=1_000_000, shards_in_use=6)
+    message = str(info.value)
+    assert str(tmp_path) in message and "5000000" in message and "6000000" in message
+    assert "6 shards in use" in message and "prefetch" in message
+    ShardCache(tmp_path, None).check_capacity(10**15, 10**6)
+    with pytest.raises(ConfigError, match="positive"):
+        ShardCache(tmp_path, 0)
+
+
+def test_process_killed_while_reading_does_not_block_eviction(s3_bucket, shards, tmp_path):
+    urls = list(shards)
+    root = tmp_path / "cache"
+    ctx = multiprocessing.get_context("fork")
+    holding, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=storage_children.hold, args=(
+        str(root), SHARD_BYTES, urls[0], SHARD_BYTES, options_dict(s3_bucket), holding, release))
+    holder.start()
+    assert holding.wait(timeout=60)
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.join(timeout=60)
+    cache = ShardCache(root, limit_bytes=SHARD_BYTES)
+    with cache.acquire(urls[1], open_store(urls[1], s3_bucket.options()), size=SHARD_BYTES):
+        pass
+    assert [e["url"] for e in cache._scan()] == [urls[1]]
+    assert cache.stats()["evictions"] == 1
+
+
+@pytest.mark.timeout(120)
+def test_process_killed_mid_download_does_not_block_the_next_one(s3_bucket, shards, flaky_proxy, tmp_path):
+    url, data = next(iter(shards.items()))
+    root = tmp_path / "cache"
+    flaky_proxy.configure(latency_s=30)
+    ctx = multiprocessing.get_context("fork")
+    started = ctx.Event()
+    child = ctx.Process(target=storage_children.download_slowly, args=(
+        str(root), url, len(data), options_dict(s3_bucket, flaky_proxy.url), started))
+    child.start()
+    assert started.wait(timeout=60)
+    while not flaky_proxy.requests:  # the child holds the shard's exclusive lock from here on
+        assert child.is_alive()
+        os.sched_yield()
+    os.kill(child.pid, signal.SIGKILL)
+    child.join(timeout=60)
+    cache = ShardCache(root, None)
+    with cache.acquire(url, open_store(url, s3_bucket.options()), size=len(data)) as path:
+        with open(path, "rb") as f:
+            assert f.read() == data
+    assert cache.stats()["misses"] == 1
+    assert sorted(os.listdir(root / "data")) == [cache.key(url)]
