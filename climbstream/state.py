@@ -15,9 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from climbstream.errors import StateError
+from climbstream.schedule.schedule import ALGORITHM_VERSION
 from climbstream.weights import WEIGHT_TOTAL
-
-from climbstream.schedule.schedule import ALGORITHM_VERSION  # noqa: E402  (the stream's algorithm)
 
 STATE_VERSION = 1
 _FIELDS = ("version", "algorithm_version", "seed", "manifest_fingerprint", "global_batch", "position", "stages")
