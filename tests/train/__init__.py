@@ -1,0 +1,1 @@
+"""Tests of the training hooks: loss tracker, sinks, loss log, report."""

@@ -1,0 +1,52 @@
+"""`climbstream report`: PNG plots and a summary from a loss log written by the tracker."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from climbstream.cli import main
+from climbstream.report.plots import PLOT_FILES
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_writes_valid_pngs_and_prints_summary(written_log, tmp_path, capsys):
+    import matplotlib.image
+
+    path, tracker = written_log
+    out = tmp_path / "plots"
+    assert main(["report", str(path), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    for name in PLOT_FILES:
+        png = out / name
+        assert f"wrote {png}" in printed
+        assert png.read_bytes()[:8] == PNG_SIGNATURE
+        height, width, _ = matplotlib.image.imread(png).shape
+        assert width > 300 and height > 200
+    last = {r["lang"]: r for r in tracker.history if r["kind"] == "language" and r["step"] == 11}
+    for name, record in last.items():
+        row = re.search(rf"^{name}\s+(\S+)\s+([\d,]+)\s+(\S+)\s+(\S+)", printed, re.MULTILINE)
+        assert row, f"no summary row for {name} in:\n{printed}"
+        final, tokens, _share, weight = row.groups()
+        assert int(tokens.replace(",", "")) == record["tokens_total"]
+        assert final == ("-" if record["loss_mean"] is None else f"{record['loss_mean']:.4f}")
+        assert float(weight) == pytest.approx(record["weight"], abs=5e-4)
+    assert "4 flushes, steps 2..11, last position 72" in printed
+    assert "stages: 0 (from step 2, position 18), 1 (from step 8, position 54)" in printed
+    assert re.search(r"^de\s.*2\.5000$", printed, re.MULTILINE)  # held-out column
+
+
+def test_report_defaults_to_the_log_directory(written_log, capsys):
+    path, _ = written_log
+    assert main(["report", str(path.parent)]) == 0
+    assert all((path.parent / name).is_file() for name in PLOT_FILES)
+
+
+def test_report_on_log_without_language_lines_fails_with_one_line(tmp_path, capsys):
+    path = tmp_path / "losses.jsonl"
+    path.write_text('{"kind": "loader", "step": 1, "wait_s": 0.1}\n')
+    assert main(["report", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "LossLogError" in err and "no per-language records" in err and str(path) in err
