@@ -1,0 +1,40 @@
+"""`climbstream manifest`: build the manifest of shards written by another tool."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "scan MDS or WebDataset tar shards (one top-level folder per language) and write their manifest"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("root", metavar="DIR_OR_URL", help="corpus root: a folder or s3://bucket/prefix")
+    parser.add_argument("--format", choices=("mds", "wds"), required=True, help="shard format")
+    parser.add_argument("--lang-map", default=None, metavar="FILE",
+                        help="JSON/YAML mapping of top-level folder name to language name")
+    parser.add_argument("--column", default="tokens", help="token column (MDS) or member "
+                        "'<key>.<column>.npy' (tar); default tokens")
+    parser.add_argument("--seq-len", type=int, default=None,
+                        help="expected tokens per sample (default: the first sample's length)")
+    parser.add_argument("--vocab-size", type=int, default=None, help="default: largest token id + 1")
+    parser.add_argument("--eos-id", type=int, default=None, help="end-of-document id, if known")
+    parser.add_argument("--endpoint-url", default=None, help="S3 endpoint (default: AWS configuration)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+
+def run(args: argparse.Namespace) -> int:
+    from climbstream.formats.scan import build_manifest, load_lang_map
+    from climbstream.storage.options import StorageOptions
+
+    storage = StorageOptions(endpoint_url=args.endpoint_url) if args.endpoint_url else None
+    manifest = build_manifest(
+        args.root, args.format, lang_map=load_lang_map(args.lang_map), seq_len=args.seq_len,
+        column=args.column, vocab_size=args.vocab_size, eos_id=args.eos_id, storage=storage,
+        progress=not args.quiet,
+    )
+    if not args.quiet:
+        print(f"{manifest.where}: {len(manifest.languages)} languages, seq_len {manifest.seq_len}")
+        for lang in manifest.languages:
+            print(f"  {lang:>10}  train {manifest.samples(lang):>8} samples"
+                  f"  heldout {manifest.samples(lang, 'heldout'):>6}")
+    return 0

@@ -1,0 +1,147 @@
+"""Raw corpora for `prepare`: a folder with one folder or file per language.
+
+    INPUT/fr.txt | INPUT/fr.jsonl | INPUT/fr.parquet      one file per language, or
+    INPUT/fr/**/*.txt|*.jsonl|*.parquet                   one folder per language
+
+Plain text: one document per blank-line-separated paragraph (`text_unit="paragraph"`,
+the default) or per line (`text_unit="line"`). JSONL and Parquet: one document per
+row, text in `text_field` (default "text"). A document's id is its `id_field` value when
+the row has one, else `<file relative to the language>#<ordinal>`, so aligned parallel
+files (same names, same order) give a translation the same id in every language, which
+is what the held-out choice keys on. Languages and files are visited in sorted order, so
+the same folder always gives the same documents in the same order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Iterator, Protocol
+
+from climbstream.errors import ConfigError
+
+SUFFIXES = (".txt", ".jsonl", ".parquet")
+TEXT_UNITS = ("paragraph", "line")
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str
+    text: str
+
+
+class Corpus(Protocol):
+    """What `prepare` reads: named languages, each an ordered stream of documents."""
+
+    description: dict
+
+    @property
+    def languages(self) -> list[str]: ...
+
+    def documents(self, lang: str) -> Iterator[Document]: ...
+
+
+class FolderCorpus:
+    """A folder with one file or folder per language (see the module docstring)."""
+
+    def __init__(self, path: str, text_field: str = "text", text_unit: str = "paragraph",
+                 id_field: str = "id", langs: list[str] | None = None):
+        if text_unit not in TEXT_UNITS:
+            raise ConfigError(f"text unit must be one of {list(TEXT_UNITS)}, got {text_unit!r}")
+        if not os.path.isdir(path):
+            raise ConfigError(f"{path}: input is not a folder; give a folder with one file or "
+                              f"folder per language, or use --from-gettext")
+        self.path, self.text_field, self.text_unit, self.id_field = path, text_field, text_unit, id_field
+        self._files: dict[str, list[tuple[str, str]]] = {}
+        for name in sorted(os.listdir(path)):
+            full = os.path.join(path, name)
+            if os.path.isdir(full):
+                files = sorted(
+                    (os.path.relpath(os.path.join(d, f), full), os.path.join(d, f))
+                    for d, _, fs in os.walk(full) for f in fs if f.endswith(SUFFIXES))
+                if files:
+                    self._files[name] = files
+            elif name.endswith(SUFFIXES):
+                lang = name.rsplit(".", 1)[0]
+                if lang in self._files:
+                    raise ConfigError(f"{path}: language {lang!r} appears twice ({name} and another "
+                                      f"file or folder); keep one")
+                self._files[lang] = [(name, full)]
+        if not self._files:
+            raise ConfigError(f"{path}: no language files or folders (*.txt, *.jsonl, *.parquet) found")
+        if langs:
+            missing = [lang for lang in langs if lang not in self._files]
+            if missing:
+                raise ConfigError(f"{path}: no input for languages {missing} (found "
+                                  f"{sorted(self._files)})")
+            self._files = {lang: self._files[lang] for lang in langs}
+        self.description = {"kind": "folder", "path": os.path.abspath(path), "text_unit": text_unit,
+                            "text_field": text_field}
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted(self._files)
+
+    def documents(self, lang: str) -> Iterator[Document]:
+        for rel, full in self._files[lang]:
+            if full.endswith(".txt"):
+                yield from self._text(rel, full)
+            elif full.endswith(".jsonl"):
+                yield from self._jsonl(rel, full)
+            else:
+                yield from self._parquet(rel, full)
+
+    def _text(self, rel: str, full: str) -> Iterator[Document]:
+        with open(full, encoding="utf-8") as f:
+            text = f.read()
+        if self.text_unit == "line":
+            units = text.splitlines()
+        else:
+            units, para = [], []
+            for line in text.splitlines():
+                if line.strip():
+                    para.append(line)
+                elif para:
+                    units.append("\n".join(para))
+                    para = []
+            if para:
+                units.append("\n".join(para))
+        n = 0
+        for unit in units:
+            if unit.strip():
+                yield Document(f"{rel}#{n}", unit)
+                n += 1
+
+    def _rows(self, rel: str, full: str, rows) -> Iterator[Document]:
+        for n, row in enumerate(rows):
+            if not isinstance(row, dict) or self.text_field not in row:
+                raise ConfigError(f"{full}: row {n + 1} has no field {self.text_field!r}; pass "
+                                  f"--text-field with the name of the text column")
+            text = row[self.text_field]
+            if not isinstance(text, str):
+                raise ConfigError(f"{full}: row {n + 1}: field {self.text_field!r} is "
+                                  f"{type(text).__name__}, not text")
+            if text.strip():
+                doc_id = row.get(self.id_field)
+                yield Document(str(doc_id) if doc_id is not None else f"{rel}#{n}", text)
+
+    def _jsonl(self, rel: str, full: str) -> Iterator[Document]:
+        def rows():
+            with open(full, encoding="utf-8") as f:
+                for n, line in enumerate(f):
+                    if line.strip():
+                        try:
+                            yield json.loads(line)
+                        except json.JSONDecodeError as err:
+                            raise ConfigError(f"{full}: line {n + 1} is not JSON ({err})") from None
+        yield from self._rows(rel, full, rows())
+
+    def _parquet(self, rel: str, full: str) -> Iterator[Document]:
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise ConfigError(f"{full}: reading Parquet needs pyarrow (pip install pyarrow), or "
+                              f"convert the file to JSONL") from None
+        table = pq.read_table(full)
+        yield from self._rows(rel, full, table.to_pylist())

@@ -1,0 +1,332 @@
+"""Random access to one sample of one shard: `open_reader(manifest).read(lang, split, shard, i)`.
+
+Three ways to get the bytes, chosen per corpus by `read_mode`:
+
+- local corpora are always read in place with `os.pread` (never copied);
+- "range": a byte-range request for just the sample (MDS: offsets from the shard header,
+  fetched once per shard; tar: token offsets recorded in the manifest). Block-exact mixing
+  makes every worker read all K languages at once, so with hundreds of languages and big
+  shards this is what scales;
+- "shard": whole-shard downloads through the node-local cache and prefetcher (sha256
+  verified on download), which wins when shards are small or read nearly whole.
+- "auto": local in place; remote "shard" when the cache holds K x (prefetch_depth + 1) of
+  the largest shards, else "range".
+
+A reader holds no boto3 client, file descriptor or thread until its first read, and drops
+them when pickled or forked, so it can be created before DataLoader workers start and is
+safe inside each of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from climbstream.errors import ConfigError, ManifestError
+from climbstream.formats.manifest import Manifest, ShardInfo, is_remote, local_path
+from climbstream.formats.mds import MdsHeader, ShardFormatError, decode_column, header_prefix_bytes, parse_header
+from climbstream.formats.wds import token_offset
+
+log = logging.getLogger(__name__)
+
+READ_MODES = ("auto", "range", "shard")
+VERIFY_MODES = ("auto", "size", "sha256")
+_MAX_OPEN_FILES = 128
+
+
+def open_reader(manifest: Manifest, cache_dir: str | None = None, cache_limit_bytes: int | None = None,
+                prefetch_depth: int = 2, storage: Any = None, read_mode: str = "auto",
+                verify: str = "auto") -> "SampleReader":
+    """A SampleReader for `manifest`; see the module docstring for the read modes.
+
+    `verify`: "sha256" hashes each local shard once per process before its first read
+    (downloads are always hashed by the cache); "size" checks sizes and headers only;
+    "auto" is "sha256" for local corpora.
+    """
+    return SampleReader(manifest, cache_dir, cache_limit_bytes, prefetch_depth, storage, read_mode, verify)
+
+
+class SampleReader:
+    """Reads fixed-length token samples: `read(lang, split, shard, index) -> int64[seq_len]`."""
+
+    def __init__(self, manifest: Manifest, cache_dir: str | None, cache_limit_bytes: int | None,
+                 prefetch_depth: int, storage: Any, read_mode: str, verify: str):
+        if read_mode not in READ_MODES:
+            raise ConfigError(f"read_mode must be one of {list(READ_MODES)}, got {read_mode!r}")
+        if verify not in VERIFY_MODES:
+            raise ConfigError(f"verify must be one of {list(VERIFY_MODES)}, got {verify!r}")
+        if prefetch_depth < 0:
+            raise ConfigError(f"prefetch_depth must be >= 0, got {prefetch_depth}")
+        self.manifest = manifest
+        self.cache_dir = cache_dir
+        self.cache_limit_bytes = cache_limit_bytes
+        self.prefetch_depth = prefetch_depth
+        self.storage = storage
+        self.requested_mode = read_mode
+        self.verify = "sha256" if verify == "auto" else verify
+        self.local = not is_remote(manifest.root)
+        self.mode = "local" if self.local else _pick_remote_mode(manifest, read_mode, cache_dir,
+                                                                  cache_limit_bytes, prefetch_depth)
+        self.tokens_field = manifest.data.get("tokens_field", "tokens")
+        self._reset()
+
+    # -- lifecycle: nothing opened before the first read, nothing carried across fork ------
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._files: OrderedDict[str, int] = OrderedDict()
+        self._verified: set[str] = set()
+        self._headers: dict[str, MdsHeader] = {}
+        self._store = None
+        self._prefetcher = None
+        self._wait_s = 0.0
+        self._range_bytes = 0
+        self._reads = 0
+
+    def __getstate__(self) -> dict:
+        state = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._reset()
+
+    def _check_process(self) -> None:
+        if self._pid != os.getpid():  # forked: the parent's descriptors and clients are not ours
+            self._reset()
+
+    def close(self) -> None:
+        """Close files and stop the prefetcher; the reader reopens lazily if used again."""
+        if self._pid == os.getpid():
+            for fd in self._files.values():
+                os.close(fd)
+            if self._prefetcher is not None and hasattr(self._prefetcher, "close"):
+                self._prefetcher.close()
+        self._reset()
+
+    def __enter__(self) -> "SampleReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- public API ----------------------------------------------------------------------
+    def read(self, lang: str, split: str, shard: int, index: int) -> np.ndarray:
+        """Sample `index` of shard number `shard` of (lang, split) as int64[seq_len]."""
+        self._check_process()
+        info = self._shard(lang, split, shard)
+        if not 0 <= index < info.samples:
+            raise ManifestError(f"{info.where}: sample {index} out of range (shard has {info.samples})")
+        start = time.perf_counter()
+        if self.mode == "shard":
+            with self._get_prefetcher().get(info.url, info.bytes, info.sha256) as path:
+                tokens = self._read_sample(info, index, _FileSource(path, info))
+        else:
+            tokens = self._read_sample(info, index, self._source(info))
+        self._wait_s += time.perf_counter() - start
+        self._reads += 1
+        if tokens.shape != (self.manifest.seq_len,):
+            raise ShardFormatError(
+                f"{info.where}: sample {index} has {tokens.size} tokens, expected seq_len "
+                f"{self.manifest.seq_len}; the shard does not match its manifest, rebuild it with "
+                f"'climbstream manifest'"
+            )
+        return tokens.astype(np.int64)
+
+    def hint(self, upcoming: list[tuple[str, str, int]]) -> None:
+        """Shards needed next, in need order; downloads ahead in "shard" mode."""
+        self._check_process()
+        if self.mode != "shard" or not upcoming:
+            return
+        wanted = []
+        for lang, split, shard in upcoming:
+            info = self._shard(lang, split, shard)
+            wanted.append((info.url, info.bytes, info.sha256))
+        self._get_prefetcher().want(wanted, replace=True)
+
+    def metrics(self) -> dict:
+        """{wait_s, cache_hit_rate, bytes_downloaded, cache_hits, cache_misses, mode, reads}.
+
+        `wait_s` is time spent inside `read` (fetching and decoding). Local reads count as
+        cache hits; range reads are neither hits nor misses.
+        """
+        out = {"wait_s": self._wait_s, "cache_hit_rate": 1.0 if self.local and self._reads else 0.0,
+               "bytes_downloaded": self._range_bytes, "cache_hits": self._reads if self.local else 0,
+               "cache_misses": 0, "mode": self.mode, "reads": self._reads}
+        if self._prefetcher is not None:
+            pm = self._prefetcher.metrics()
+            for key in ("cache_hit_rate", "cache_hits", "cache_misses"):
+                out[key] = pm[key]
+            out["bytes_downloaded"] += int(pm["bytes_downloaded"])
+        return out
+
+    # -- internals -----------------------------------------------------------------------
+    def _shard(self, lang: str, split: str, shard: int) -> ShardInfo:
+        shards = self.manifest.shards(lang, split)
+        if not 0 <= shard < len(shards):
+            raise ManifestError(f"{self.manifest.where}: languages.{lang}.{split} has "
+                                f"{len(shards)} shards, no shard {shard}")
+        return shards[shard]
+
+    def _read_sample(self, info: ShardInfo, index: int, source: "_Source") -> np.ndarray:
+        if self.manifest.format == "mds":
+            header = self._headers.get(info.url)
+            if header is None:
+                header = self._headers[info.url] = self._read_mds_header(info, source)
+            start, end = header.sample_range(index)
+            return decode_column(source.read(start, end), header, self.tokens_field,
+                                 f"{info.where} sample {index}").reshape(-1)
+        offsets = info.extra.get("token_offsets")
+        dtype = np.dtype(info.extra.get("tokens_dtype", "<u2"))
+        if offsets is None:
+            raise ManifestError(f"{info.where}: tar shard lists no token_offsets; rebuild the "
+                                f"manifest with 'climbstream manifest --format wds'")
+        start = token_offset(offsets, index, info.where)
+        data = source.read(start, start + self.manifest.seq_len * dtype.itemsize)
+        return np.frombuffer(data, dtype)
+
+    def _read_mds_header(self, info: ShardInfo, source: "_Source") -> MdsHeader:
+        size = info.extra.get("header_bytes") or header_prefix_bytes(info.samples) + 4096
+        head = source.read(0, min(size, info.bytes))
+        first = int(np.frombuffer(head[4:8], np.uint32)[0]) if len(head) >= 8 else 0
+        if len(head) < first <= info.bytes:
+            head = source.read(0, first)
+        return parse_header(head, info.where, info.samples, info.bytes)
+
+    def _source(self, info: ShardInfo) -> "_Source":
+        if self.local:
+            fd = self._files.get(info.url)
+            if fd is None:
+                fd = self._open_local(info)
+            else:
+                self._files.move_to_end(info.url)
+            return _FileSource(local_path(info.url), info, fd)
+        return _RangeSource(self._get_store(), info, self)
+
+    def _open_local(self, info: ShardInfo) -> int:
+        path = local_path(info.url)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise ManifestError(f"{info.where}: shard file is missing; restore it or rebuild the "
+                                f"manifest with 'climbstream manifest'") from None
+        size = os.fstat(fd).st_size
+        if size != info.bytes:
+            os.close(fd)
+            raise ShardFormatError(
+                f"{info.where}: shard has {size} bytes but the manifest lists {info.bytes}; it is "
+                f"truncated or changed, restore it or rebuild the manifest with 'climbstream manifest'"
+            )
+        if self.verify == "sha256" and info.url not in self._verified:
+            try:
+                check_sha256(fd, info)
+            except ManifestError:
+                os.close(fd)
+                raise
+            self._verified.add(info.url)
+        self._files[info.url] = fd
+        while len(self._files) > _MAX_OPEN_FILES:
+            _, old = self._files.popitem(last=False)
+            os.close(old)
+        return fd
+
+    def _get_store(self):
+        if self._store is None:
+            from climbstream.storage.remote import open_store
+
+            self._store = open_store(self.manifest.root, self.storage)
+        return self._store
+
+    def _get_prefetcher(self):
+        if self._prefetcher is None:
+            from climbstream.storage.cache import ShardCache
+            from climbstream.storage.prefetch import Prefetcher
+
+            cache = ShardCache(self.cache_dir, limit_bytes=self.cache_limit_bytes)
+            cache.check_capacity(_largest_shard_bytes(self.manifest),
+                                 len(self.manifest.languages) * (self.prefetch_depth + 1))
+            self._prefetcher = Prefetcher(cache, self._get_store(), depth=self.prefetch_depth)
+        return self._prefetcher
+
+
+def check_sha256(fd: int, info: ShardInfo) -> None:
+    """Hash a whole shard (read in 4 MiB chunks) and compare with the manifest."""
+    digest, offset = hashlib.sha256(), 0
+    while True:
+        chunk = os.pread(fd, 1 << 22, offset)
+        if not chunk:
+            break
+        digest.update(chunk)
+        offset += len(chunk)
+    got = digest.hexdigest()
+    if got != info.sha256:
+        raise ManifestError(
+            f"{info.where}: sha256 mismatch (expected {info.sha256[:12]}..., got {got[:12]}...); "
+            f"the shard changed after the manifest was written; restore it or rerun "
+            f"'climbstream manifest'"
+        )
+
+
+class _Source:
+    def read(self, start: int, end: int) -> bytes:
+        raise NotImplementedError
+
+
+class _FileSource(_Source):
+    """A local file read in place; opens `path` per call when no descriptor is given."""
+
+    def __init__(self, path: str, info: ShardInfo, fd: int | None = None):
+        self.path, self.info, self.fd = path, info, fd
+
+    def read(self, start: int, end: int) -> bytes:
+        if self.fd is None:
+            with open(self.path, "rb", buffering=0) as f:
+                data = os.pread(f.fileno(), end - start, start)
+        else:
+            data = os.pread(self.fd, end - start, start)
+        if len(data) != end - start:
+            raise ShardFormatError(f"{self.info.where}: shard is truncated (wanted bytes "
+                                   f"{start}..{end}); restore it or rebuild the manifest")
+        return data
+
+
+class _RangeSource(_Source):
+    def __init__(self, store, info: ShardInfo, reader: SampleReader):
+        self.store, self.info, self.reader = store, info, reader
+
+    def read(self, start: int, end: int) -> bytes:
+        data = self.store.read_bytes(self.info.url, start, end)
+        self.reader._range_bytes += len(data)
+        if len(data) != end - start:
+            raise ShardFormatError(f"{self.info.where}: shard is truncated (wanted bytes "
+                                   f"{start}..{end}, got {len(data)}); rewrite it")
+        return data
+
+
+def _pick_remote_mode(manifest: Manifest, read_mode: str, cache_dir: str | None,
+                      cache_limit_bytes: int | None, prefetch_depth: int) -> str:
+    if read_mode == "shard" and cache_dir is None:
+        raise ConfigError("read_mode='shard' needs a cache_dir for whole-shard downloads; "
+                          "pass cache_dir or use read_mode='range'")
+    if read_mode != "auto":
+        return read_mode
+    if cache_dir is None:
+        return "range"
+    largest = _largest_shard_bytes(manifest)
+    needed = len(manifest.languages) * (prefetch_depth + 1) * largest
+    if cache_limit_bytes is not None and needed > cache_limit_bytes:
+        log.info("read_mode auto: %d languages x %d shards of up to %d bytes exceed the cache "
+                 "limit %d; reading byte ranges", len(manifest.languages), prefetch_depth + 1,
+                 largest, cache_limit_bytes)
+        return "range"
+    return "shard"
+
+
+def _largest_shard_bytes(manifest: Manifest) -> int:
+    return max((s.bytes for lang in manifest.languages for split in ("train", "heldout")
+                for s in manifest.shards(lang, split)), default=0)

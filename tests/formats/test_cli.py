@@ -1,0 +1,85 @@
+"""The `prepare` and `manifest` subcommands, through the real CLI entry point."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from climbstream.cli import main as cli_main
+from climbstream.formats.manifest import MANIFEST_NAME, Manifest
+from climbstream.formats.reader import open_reader
+
+
+def test_prepare_help_lists_the_options_and_exits_zero():
+    out = subprocess.run([sys.executable, "-m", "climbstream", "prepare", "--help"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    for flag in ("--from-gettext", "--langs", "--format", "--seq-len", "--tail", "--heldout-frac",
+                 "--shard-samples", "--tokenizer", "--text-field", "--out", "--quiet"):
+        assert flag in out.stdout
+    assert "manifest" in subprocess.run([sys.executable, "-m", "climbstream", "--help"],
+                                        capture_output=True, text=True, timeout=120).stdout
+
+
+def test_prepare_cli_writes_a_readable_corpus_and_refuses_to_overwrite(corpus_dir, tmp_path, capsys):
+    out = str(tmp_path / "out")
+    args = ["prepare", corpus_dir, "--out", out, "--format", "wds", "--seq-len", "16", "--langs", "aa,cc",
+            "--heldout-frac", "0.1", "--shard-samples", "64"]
+    assert cli_main(args + ["--quiet"]) == 0
+    manifest = Manifest.load(out)
+    assert manifest.languages == ["aa", "cc"] and manifest.seq_len == 16 and manifest.format == "wds"
+    assert manifest.tokenizer == {"kind": "bytes", "vocab_size": 257, "eos_id": 256, "hash": "bytes-v1"}
+    assert open_reader(manifest).read("cc", "train", 0, 0).shape == (16,)
+    capsys.readouterr()
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{out}: already holds a prepared corpus" in err and "--overwrite" in err
+    assert cli_main(args + ["--overwrite", "--quiet", "--seq-len", "8"]) == 0
+    assert Manifest.load(out).seq_len == 8
+
+
+def test_prepare_cli_from_gettext_on_a_machine_without_catalogs(tmp_path, capsys):
+    out = str(tmp_path / "out")
+    assert cli_main(["prepare", "--from-gettext", str(tmp_path / "none"), "--langs", "3", "--out", out,
+                     "--seq-len", "32"]) == 0
+    printed = capsys.readouterr().out
+    assert f"{out}/{MANIFEST_NAME}: 3 languages, seq_len 32" in printed
+    assert len(Manifest.load(out).languages) == 3
+
+
+def test_prepare_cli_with_a_huggingface_tokenizer(corpus_dir, tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train([os.path.join(corpus_dir, f) for f in sorted(os.listdir(corpus_dir))],
+              trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "</s>"]))
+    path = str(tmp_path / "tokenizer.json")
+    tok.save(path)
+    out = str(tmp_path / "out")
+    assert cli_main(["prepare", corpus_dir, "--out", out, "--tokenizer", path, "--seq-len", "8", "--quiet"]) == 0
+    manifest = Manifest.load(out)
+    info = manifest.tokenizer
+    assert info["kind"] == "hf-tokenizers" and info["eos_id"] == tok.token_to_id("</s>") == 1
+    assert info["vocab_size"] == tok.get_vocab_size() and len(info["hash"]) == 64
+    sample = open_reader(manifest).read("aa", "train", 0, 0)
+    first_doc = Tokenizer.from_file(path).encode("[id=doc-0]", add_special_tokens=False).ids
+    np.testing.assert_array_equal(sample[:len(first_doc)], first_doc)
+
+
+def test_parquet_input_without_pyarrow_is_a_clear_error(tmp_path, capsys):
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        import pytest
+
+        pytest.skip("pyarrow is installed")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "fr.parquet").write_bytes(b"PAR1")
+    assert cli_main(["prepare", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    assert "fr.parquet: reading Parquet needs pyarrow" in capsys.readouterr().err

@@ -1,0 +1,106 @@
+"""`climbstream manifest` on shards written directly by MDSWriter and webdataset.ShardWriter."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from climbstream.cli import main as cli_main
+from climbstream.errors import ManifestError
+from climbstream.formats.manifest import Manifest
+from climbstream.formats.reader import open_reader
+from climbstream.formats.scan import build_manifest
+
+SEQ = 24
+
+
+def _samples(seed: int, n: int, seq: int = SEQ) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 50000, seq).astype(np.int32) for _ in range(n)]
+
+
+def _write_mds(folder: str, arrays: list[np.ndarray], size_limit=4000) -> None:
+    from streaming import MDSWriter
+
+    with MDSWriter(out=folder, columns={"id": "int", "tokens": "ndarray:int32", "text": "str"},
+                   size_limit=size_limit) as writer:
+        for i, a in enumerate(arrays):
+            writer.write({"id": i, "tokens": a, "text": f"sample {i}"})
+
+
+def _write_tars(folder: str, arrays: list[np.ndarray], maxcount=7) -> None:
+    import webdataset as wds
+
+    os.makedirs(folder, exist_ok=True)
+    with wds.ShardWriter(os.path.join(folder, "part-%04d.tar"), maxcount=maxcount, verbose=0) as writer:
+        for i, a in enumerate(arrays):
+            # Keys and members of varying length, as other tools write them.
+            writer.write({"__key__": f"s{i:0{1 + i % 3}d}", "tokens.npy": a, "meta.json": {"i": i, "pad": "x" * (400 * (i % 4))}})
+
+
+def _read_everything(manifest, lang, split):
+    reader = open_reader(manifest)
+    return [reader.read(lang, split, s, i) for s, sh in enumerate(manifest.shards(lang, split))
+            for i in range(sh.samples)]
+
+
+def test_mds_written_by_mdswriter_reads_back_after_manifest(tmp_path):
+    root = tmp_path / "corpus"
+    data = {("en", "train"): _samples(1, 50), ("en", "val"): _samples(2, 9), ("sw", "train"): _samples(3, 13)}
+    for (lang, split), arrays in data.items():
+        _write_mds(str(root / lang / split), arrays)
+    assert cli_main(["manifest", str(root), "--format", "mds", "--quiet"]) == 0
+    manifest = Manifest.load(str(root))
+    assert manifest.languages == ["en", "sw"] and manifest.seq_len == SEQ
+    assert len(manifest.shards("en")) > 1  # size_limit cut several shards
+    assert manifest.tokenizer["vocab_size"] == 1 + max(int(a.max()) for v in data.values() for a in v)
+    for (lang, split), arrays in data.items():
+        got = _read_everything(manifest, lang, "heldout" if split == "val" else "train")
+        np.testing.assert_array_equal(np.stack(got), np.stack(arrays).astype(np.int64))
+
+
+def test_tars_written_by_shardwriter_read_back_with_a_language_map(tmp_path):
+    root = tmp_path / "corpus"
+    data = {("english", "train"): _samples(4, 30), ("english", "validation"): _samples(5, 4),
+            ("swahili", "x/train"): _samples(6, 11)}
+    for (folder, split), arrays in data.items():
+        _write_tars(str(root / folder / split), arrays)
+    lang_map = tmp_path / "langs.json"
+    lang_map.write_text(json.dumps({"english": "en", "swahili": "sw"}))
+    assert cli_main(["manifest", str(root), "--format", "wds", "--lang-map", str(lang_map), "--quiet"]) == 0
+    manifest = Manifest.load(str(root))
+    assert manifest.languages == ["en", "sw"]
+    assert isinstance(manifest.shards("en")[0].extra["token_offsets"], list)  # uneven member offsets
+    np.testing.assert_array_equal(np.stack(_read_everything(manifest, "en", "train")),
+                                  np.stack(data[("english", "train")]))
+    np.testing.assert_array_equal(np.stack(_read_everything(manifest, "en", "heldout")),
+                                  np.stack(data[("english", "validation")]))
+    np.testing.assert_array_equal(np.stack(_read_everything(manifest, "sw", "train")),
+                                  np.stack(data[("swahili", "x/train")]))
+
+
+@pytest.mark.parametrize("fmt", ["mds", "wds"])
+def test_a_sample_of_the_wrong_length_is_named_with_its_shard(fmt, tmp_path):
+    arrays = _samples(7, 12)
+    arrays[9] = arrays[9][:SEQ - 3]
+    folder = tmp_path / "c" / "fr" / "train"
+    (_write_mds if fmt == "mds" else _write_tars)(str(folder), arrays, 1 << 20 if fmt == "mds" else 100)
+    shard = "shard.00000.mds" if fmt == "mds" else "part-0000.tar"
+    with pytest.raises(ManifestError, match=rf"fr/train/{shard}: sample 9 has {SEQ - 3} tokens, "
+                                            rf"expected seq_len {SEQ}"):
+        build_manifest(str(tmp_path / "c"), fmt)
+
+
+def test_shards_outside_a_language_folder_and_compressed_mds_are_refused(tmp_path):
+    _write_mds(str(tmp_path / "flat"), _samples(8, 3))
+    with pytest.raises(ManifestError, match=r"shard\.00000\.mds: shard is not inside a language folder"):
+        build_manifest(str(tmp_path / "flat"), "mds")
+    from streaming import MDSWriter
+
+    with MDSWriter(out=str(tmp_path / "z" / "fr"), columns={"tokens": "ndarray:int32"}, compression="zstd") as w:
+        w.write({"tokens": _samples(9, 1)[0]})
+    with pytest.raises(ManifestError, match=r"fr/index.json: shard shard\.00000\.mds\.zstd is compressed"):
+        build_manifest(str(tmp_path / "z"), "mds")
