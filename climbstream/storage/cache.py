@@ -68,11 +68,14 @@ class CachedShard:
     hit: bool
     bytes_downloaded: int = 0
     _fd: int | None = None
+    _cache: "ShardCache | None" = None
 
     def release(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)  # closing the descriptor drops its flock
+            if self._cache is not None and self._cache._overflowed:
+                self._cache.trim()  # it went over its limit while shards were held: give back now
 
     def __enter__(self) -> str:
         return self.path
@@ -94,6 +97,7 @@ class ShardCache:
         self._stats_pid = os.getpid()
         self._stats_lock = threading.Lock()
         self._stats = dict(hits=0, misses=0, bytes_downloaded=0, evictions=0, evicted_bytes=0)
+        self._overflowed = False  # this process pushed the cache over its limit (all else in use)
 
     # -- public ------------------------------------------------------------------------
     def check_capacity(self, largest_shard_bytes: int, shards_in_use: int) -> None:
@@ -137,7 +141,7 @@ class ShardCache:
                     self._touch(key)
                     self._count(hits=int(downloaded == 0), misses=int(downloaded > 0), bytes_downloaded=downloaded)
                     shard = CachedShard(url, self._data_path(key), hit=downloaded == 0,
-                                        bytes_downloaded=downloaded, _fd=fd)
+                                        bytes_downloaded=downloaded, _fd=fd, _cache=self)
                     fd = None
                     return shard
             finally:
@@ -293,11 +297,31 @@ class ShardCache:
                 if excess > 0:
                     excess -= self._evict(others, excess)
                 if excess > 0:
+                    self._overflowed = True
                     log.warning(
                         "cache %s: over its limit of %d bytes by %d bytes to fetch %s, because every other "
                         "resident shard is in use; raise the cache limit or lower the prefetch depth",
                         self.root, self.limit_bytes, excess, marker["url"])
             self._write_marker(key, marker)
+        finally:
+            os.close(fd)
+
+    def trim(self) -> None:
+        """Evict LRU shards not in use until the cache is within its limit again.
+
+        Called when a shard is released after this process had to go over the limit
+        (every resident shard was in use then), so the overshoot does not outlive it.
+        """
+        if self.limit_bytes is None:
+            return
+        fd = os.open(os.path.join(self.root, "cache.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            entries = self._scan()
+            excess = sum(e["bytes"] for e in entries) - self.limit_bytes
+            if excess > 0:
+                excess -= self._evict(entries, excess)
+            self._overflowed = excess > 0
         finally:
             os.close(fd)
 
