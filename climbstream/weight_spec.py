@@ -13,9 +13,13 @@ import json
 import os
 from collections.abc import Mapping
 
+import logging
+
 import yaml
 
 from climbstream.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def resolve_ratios(spec, counts: Mapping[str, int], where: str = "weights") -> dict[str, float]:
@@ -73,11 +77,15 @@ def _ratios_from_allocation_file(path: str, where: str) -> dict[str, float]:
 
 
 def _ratios_from_solver(spec: dict, counts: Mapping[str, int], where: str) -> dict[str, float]:
-    from climbstream.mixture import allocate  # solver code only when asked for
+    """Solve on the corpus counts: {method, budget_tokens?, e_max?, floor?, law?: FILE, ...params}."""
+    from climbstream.mixture.laws import load_law  # solver code only when asked for
+    from climbstream.mixture.solver import allocate
 
-    method = spec.pop("method")
-    budget = spec.pop("budget_tokens", None)
-    if budget is None:
-        budget = float(sum(counts.values()))
-    allocation = allocate.allocate(str(method), dict(counts), float(budget), **spec)
+    method = str(spec.pop("method"))
+    budget = float(spec.pop("budget_tokens", sum(counts.values())))
+    kwargs = {k: spec.pop(k) for k in ("e_max", "floor", "importance", "allow_infeasible") if k in spec}
+    if "law" in spec:
+        kwargs["law"] = load_law(spec.pop("law"))
+    allocation = allocate(method, dict(counts), budget, params=spec or None, **kwargs)
+    log.info("%s: %s solved to %s", where, method, allocation.ratios())
     return dict(allocation.ratios())
