@@ -1,1 +1,28 @@
-"""Mixture solvers: the Climb law, its fit, the two-step solve and the baselines (pure numpy/scipy)."""
+"""Mixture solvers: the Climb law, its fit, the two-step solve and the baselines (pure numpy/scipy).
+
+Public API:
+    allocate(method, counts, budget_tokens, ...) -> Allocation      (solver.py)
+    Allocation.load / save / ratios                                  (allocation.py)
+    load_runs(path) -> RunsTable                                     (runs.py)
+    fit_climb_law(runs, ...) -> ClimbLaw, fit_msl_law(runs) -> MslLaw (fit.py)
+    cross_validate(runs, kind, folds=4, seed=0) -> dict              (cv.py)
+    load_law / save_law                                              (laws.py)
+    fit_online_law, guard_prediction, solve_remaining                (online.py)
+    design_mixtures                                                  (design.py)
+"""
+
+from climbstream.mixture.allocation import Allocation, LanguageAllocation
+from climbstream.mixture.cv import cross_validate
+from climbstream.mixture.design import design_mixtures
+from climbstream.mixture.fit import fit_climb_law, fit_msl_law
+from climbstream.mixture.inputs import read_counts
+from climbstream.mixture.laws import ClimbLaw, MslLaw, load_law, save_law
+from climbstream.mixture.online import fit_online_law, guard_prediction, solve_remaining
+from climbstream.mixture.runs import RunsTable, load_runs
+from climbstream.mixture.solver import METHODS, allocate
+
+__all__ = [
+    "Allocation", "LanguageAllocation", "ClimbLaw", "MslLaw", "METHODS", "RunsTable", "allocate",
+    "cross_validate", "design_mixtures", "fit_climb_law", "fit_msl_law", "fit_online_law",
+    "guard_prediction", "load_law", "load_runs", "read_counts", "save_law", "solve_remaining",
+]
