@@ -53,7 +53,7 @@ class SweepConfig:
 
 
 def load_design(path: str) -> tuple[list[str], list[dict[str, float]]]:
-    """(languages, mixtures) from a design file: YAML/JSON {mixtures: [{NAME: r}...]} or CSV ratio_<lang>."""
+    """(languages, mixtures) from a design file: YAML/JSON {runs: [{ratios: {NAME: r}}]} or CSV ratio_<lang>."""
     if not os.path.exists(path):
         raise ConfigError(f"design file {path} does not exist; write one with 'climbstream design'")
     if path.endswith(".csv"):
@@ -73,9 +73,9 @@ def load_design(path: str) -> tuple[list[str], list[dict[str, float]]]:
         return sorted(langs), mixtures
     with open(path, encoding="utf-8") as f:
         data = yaml.safe_load(f)
-    raw = data.get("mixtures") if isinstance(data, Mapping) else data
+    raw = (data.get("runs") or data.get("mixtures")) if isinstance(data, Mapping) else data
     if not isinstance(raw, list) or not raw:
-        raise ConfigError(f"{path}: expected a list 'mixtures' of {{NAME: ratio}} mappings")
+        raise ConfigError(f"{path}: expected a list 'runs' of {{ratios: {{NAME: ratio}}}} (from 'climbstream design')")
     mixtures = []
     for i, m in enumerate(raw):
         ratios = m.get("ratios", m) if isinstance(m, Mapping) else None

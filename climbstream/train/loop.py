@@ -178,6 +178,8 @@ def _build_reweighter(cfg: TrainConfig, stream):
 
 
 def _save(cfg, step, model, opt, sched, stream, tracker, reweighter) -> None:
+    if reweighter is not None:
+        reweighter.observe(tracker.history)
     state = {
         "step": step,
         "model": model.state_dict(),

@@ -44,13 +44,16 @@ class Reweighter:
         self.e_max, self.floor, self.damping = float(e_max), float(floor), float(damping)
         self.guard_threshold, self.min_points, self.source = float(guard_threshold), int(min_points), source
         self.decisions: list[dict] = []
+        self.history: list[dict] = []  # loss points seen so far (kept in the checkpoint)
+        self._seen: set[tuple] = set()
 
     # -- the checkpoint hook ----------------------------------------------------------------
     def at_checkpoint(self, step: int, stream, tracker) -> dict | None:
         """Maybe append a stage to `stream`; returns the decision when a stage was added."""
         decision = {"step": int(step), "position": int(stream.position)}
+        self.observe(tracker.history)
         try:
-            decision.update(self._decide(self.records(tracker.history, stream), stream))
+            decision.update(self._decide(self.records(self.history, stream), stream))
         except ClimbstreamError as err:  # a failed fit or solve keeps the mixture, loudly
             decision.update(verdict="keep", detail=f"{type(err).__name__}: {err}")
         if decision["verdict"] == "resolved":
@@ -58,6 +61,20 @@ class Reweighter:
         self.decisions.append(decision)
         log.info("re-solve at step %d: %s %s", step, decision["verdict"], decision.get("detail", ""))
         return decision if decision["verdict"] == "resolved" else None
+
+    def observe(self, history: Sequence[Mapping]) -> None:
+        """Keep the loss points of `history` (the tracker's) not seen yet.
+
+        The tracker's history starts empty in a resumed process, so the re-weighter keeps
+        its own copy in its state; call this before every checkpoint (the training loop
+        does) so that a resumed run decides from the same points as an uninterrupted one.
+        """
+        for r in history:
+            if r.get("kind") in ("heldout", "language") and r.get("loss_mean") is not None:
+                key = (r["kind"], r["lang"], int(r["step"]))
+                if key not in self._seen:
+                    self._seen.add(key)
+                    self.history.append({k: r.get(k) for k in ("kind", "step", "position", "lang", "loss_mean")})
 
     def records(self, history: Sequence[Mapping], stream) -> list[dict]:
         """Loss points {step, lang, loss_mean, tokens_total} for the online fit.
@@ -111,8 +128,9 @@ class Reweighter:
 
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        """Decisions so far (the stages themselves live in the dataset state)."""
-        return {"version": STATE_VERSION, "languages": self.languages, "decisions": list(self.decisions)}
+        """Decisions and loss points so far (the stages themselves live in the dataset state)."""
+        return {"version": STATE_VERSION, "languages": self.languages, "decisions": list(self.decisions),
+                "history": list(self.history)}
 
     def load_state_dict(self, state: Mapping) -> None:
         """Restore decisions saved by `state_dict`."""
@@ -120,6 +138,9 @@ class Reweighter:
         if list(state["languages"]) != self.languages:
             raise ConfigError(f"Reweighter state: saved for {state['languages']}, this run has {self.languages}")
         self.decisions = [dict(d) for d in state["decisions"]]
+        self.history = []
+        self._seen = set()
+        self.observe(state["history"])
 
 
 def _current_ratios(stream) -> dict[str, float]:

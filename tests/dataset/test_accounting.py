@@ -7,7 +7,7 @@ import pytest
 
 from climbstream import ClimbStream
 
-from .conftest import WEIGHTS
+from tests.corpora import WEIGHTS
 from .helpers import by_position, read_batches
 
 B = 16

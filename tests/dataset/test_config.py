@@ -8,7 +8,7 @@ import yaml
 from climbstream import ClimbStream
 from climbstream.errors import ConfigError, ManifestError, StorageError
 
-from .conftest import WEIGHTS
+from tests.corpora import WEIGHTS
 
 
 def write_config(tmp_path, **data):

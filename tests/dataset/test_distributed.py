@@ -10,7 +10,7 @@ import torch.multiprocessing as mp
 
 from climbstream import ClimbStream
 
-from .conftest import WEIGHTS
+from tests.corpora import WEIGHTS
 from .helpers import by_position, read_batches
 
 B = 16

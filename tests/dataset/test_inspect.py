@@ -9,7 +9,7 @@ import yaml
 from climbstream import ClimbStream
 from climbstream.cli import main
 
-from .conftest import WEIGHTS
+from tests.corpora import WEIGHTS
 from .helpers import read_batches
 
 

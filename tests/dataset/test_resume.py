@@ -13,7 +13,7 @@ import pytest
 from climbstream import ClimbStream
 from climbstream.errors import StateError
 
-from .conftest import WEIGHTS
+from tests.corpora import WEIGHTS
 from .helpers import by_position, describe_batch, read_batches
 
 B = 16

@@ -1,11 +1,9 @@
-"""Shared corpora for the dataset tests: prepared once per session with `climbstream prepare`."""
+"""Small skewed multilingual corpora for tests, built with `climbstream prepare`."""
 
 from __future__ import annotations
 
 import os
 import random
-
-import pytest
 
 from climbstream.cli import main as cli_main
 
@@ -35,21 +33,6 @@ def prepare(src: str, out: str, fmt: str, shard_samples: int = 16) -> str:
                    "--shard-samples", str(shard_samples), "--heldout-frac", "0.1", "--quiet"])
     assert rc == 0
     return out
-
-
-@pytest.fixture(scope="session")
-def text_corpus(tmp_path_factory) -> str:
-    return write_text_corpus(str(tmp_path_factory.mktemp("text")), SIZES)
-
-
-@pytest.fixture(scope="session")
-def mds_corpus(tmp_path_factory, text_corpus) -> str:
-    return prepare(text_corpus, str(tmp_path_factory.mktemp("mds")), "mds")
-
-
-@pytest.fixture(scope="session")
-def wds_corpus(tmp_path_factory, text_corpus) -> str:
-    return prepare(text_corpus, str(tmp_path_factory.mktemp("wds")), "wds")
 
 
 WEIGHTS = {"aa": 0.4, "bb": 0.3, "cc": 0.2, "dd": 0.1}
