@@ -274,7 +274,7 @@ class ClimbStream(IterableDataset):
         schedule = self.schedule
         stop = None if self.stop_position is None else self.stop_position // self.global_batch
         caps = self._cap_samples()
-        readers = self._open_readers()
+        readers = self._open_readers(num_workers)
         batches = self.layout.batches_for_worker(first, worker, num_workers, stop)
         upcoming = self._planned(schedule, batches)
         current = next(upcoming, None)
@@ -344,9 +344,10 @@ class ClimbStream(IterableDataset):
         )
         self._reported = m
 
-    def _open_readers(self):
+    def _open_readers(self, num_workers: int = 1):
         if self._readers is None or self._reader_pid != os.getpid():
-            self._readers = self.corpus.open_readers(**self._reader_options)
+            sharing = num_workers * int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+            self._readers = self.corpus.open_readers(**self._reader_options, readers_sharing_cache=sharing)
             self._reader_pid = os.getpid()
             self._reported = {}
         return self._readers

@@ -42,21 +42,24 @@ _MAX_OPEN_FILES = 128
 
 def open_reader(manifest: Manifest, cache_dir: str | None = None, cache_limit_bytes: int | None = None,
                 prefetch_depth: int = 2, storage: Any = None, read_mode: str = "auto",
-                verify: str = "auto") -> "SampleReader":
+                verify: str = "auto", readers_sharing_cache: int = 1) -> "SampleReader":
     """A SampleReader for `manifest`; see the module docstring for the read modes.
 
     `verify`: "sha256" hashes each local shard once per process before its first read
     (downloads are always hashed by the cache); "size" checks sizes and headers only;
-    "auto" is "sha256" for local corpora.
+    "auto" is "sha256" for local corpora. `readers_sharing_cache`: how many readers of
+    this machine (DataLoader workers x local ranks) use the same cache at once; the
+    capacity check and the "auto" choice count all of their shards in use.
     """
-    return SampleReader(manifest, cache_dir, cache_limit_bytes, prefetch_depth, storage, read_mode, verify)
+    return SampleReader(manifest, cache_dir, cache_limit_bytes, prefetch_depth, storage, read_mode, verify,
+                        readers_sharing_cache)
 
 
 class SampleReader:
     """Reads fixed-length token samples: `read(lang, split, shard, index) -> int64[seq_len]`."""
 
     def __init__(self, manifest: Manifest, cache_dir: str | None, cache_limit_bytes: int | None,
-                 prefetch_depth: int, storage: Any, read_mode: str, verify: str):
+                 prefetch_depth: int, storage: Any, read_mode: str, verify: str, readers_sharing_cache: int = 1):
         if read_mode not in READ_MODES:
             raise ConfigError(f"read_mode must be one of {list(READ_MODES)}, got {read_mode!r}")
         if verify not in VERIFY_MODES:
@@ -67,12 +70,13 @@ class SampleReader:
         self.cache_dir = cache_dir
         self.cache_limit_bytes = cache_limit_bytes
         self.prefetch_depth = prefetch_depth
+        self.readers_sharing_cache = max(1, int(readers_sharing_cache))
         self.storage = storage
         self.requested_mode = read_mode
         self.verify = "sha256" if verify == "auto" else verify
         self.local = not is_remote(manifest.root)
         self.mode = "local" if self.local else _pick_remote_mode(manifest, read_mode, cache_dir,
-                                                                  cache_limit_bytes, prefetch_depth)
+                                                                  cache_limit_bytes, self._shards_in_use())
         self.tokens_field = manifest.data.get("tokens_field", "tokens")
         self._reset()
 
@@ -242,14 +246,17 @@ class SampleReader:
             self._store = open_store(self.manifest.root, self.storage)
         return self._store
 
+    def _shards_in_use(self) -> int:
+        """Shards resident at once on this machine: readers x K languages x (depth + 1)."""
+        return self.readers_sharing_cache * len(self.manifest.languages) * (self.prefetch_depth + 1)
+
     def _get_prefetcher(self):
         if self._prefetcher is None:
             from climbstream.storage.cache import ShardCache
             from climbstream.storage.prefetch import Prefetcher
 
             cache = ShardCache(self.cache_dir, limit_bytes=self.cache_limit_bytes)
-            cache.check_capacity(_largest_shard_bytes(self.manifest),
-                                 len(self.manifest.languages) * (self.prefetch_depth + 1))
+            cache.check_capacity(_largest_shard_bytes(self.manifest), self._shards_in_use())
             self._prefetcher = Prefetcher(cache, self._get_store(), depth=self.prefetch_depth)
         return self._prefetcher
 
@@ -309,7 +316,7 @@ class _RangeSource(_Source):
 
 
 def _pick_remote_mode(manifest: Manifest, read_mode: str, cache_dir: str | None,
-                      cache_limit_bytes: int | None, prefetch_depth: int) -> str:
+                      cache_limit_bytes: int | None, shards_in_use: int) -> str:
     if read_mode == "shard" and cache_dir is None:
         raise ConfigError("read_mode='shard' needs a cache_dir for whole-shard downloads; "
                           "pass cache_dir or use read_mode='range'")
@@ -318,11 +325,10 @@ def _pick_remote_mode(manifest: Manifest, read_mode: str, cache_dir: str | None,
     if cache_dir is None:
         return "range"
     largest = _largest_shard_bytes(manifest)
-    needed = len(manifest.languages) * (prefetch_depth + 1) * largest
+    needed = shards_in_use * largest
     if cache_limit_bytes is not None and needed > cache_limit_bytes:
-        log.info("read_mode auto: %d languages x %d shards of up to %d bytes exceed the cache "
-                 "limit %d; reading byte ranges", len(manifest.languages), prefetch_depth + 1,
-                 largest, cache_limit_bytes)
+        log.info("read_mode auto: %d shards in use of up to %d bytes exceed the cache limit %d; "
+                 "reading byte ranges", shards_in_use, largest, cache_limit_bytes)
         return "range"
     return "shard"
 
