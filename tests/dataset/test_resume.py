@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 
 import numpy as np
 import pytest
@@ -14,7 +12,7 @@ from climbstream import ClimbStream
 from climbstream.errors import StateError
 
 from tests.corpora import WEIGHTS
-from .helpers import by_position, describe_batch, read_batches
+from .helpers import by_position, read_batches
 
 B = 16
 
@@ -128,22 +126,40 @@ def test_unknown_state_version_is_refused_naming_both_versions(mds_corpus):
         s.load_state_dict(state)
 
 
-def test_killed_worker_then_resume_from_saved_position_loses_and_repeats_nothing(mds_corpus, uninterrupted):
-    s = stream_of(mds_corpus)
-    loader = s.dataloader(num_workers=2)
-    it = iter(loader)
-    got = []
-    for _ in range(4):
-        batch = next(it)
-        got.append(describe_batch(batch))
-        s.mark_consumed(batch)
-    saved = s.state_dict()
-    os.kill(it._workers[0].pid, signal.SIGKILL)
-    with pytest.raises(RuntimeError):
-        for _ in range(20):
-            next(it)
-    del it
+KILLED_WORKER_SCRIPT = r"""
+import json, os, signal, sys
+from climbstream import ClimbStream
+from tests.corpora import WEIGHTS
+from tests.dataset.helpers import describe_batch
+corpus, out = sys.argv[1], sys.argv[2]
+stream = ClimbStream(corpus, WEIGHTS, global_batch=16, seed=7, rank=0, world_size=1)
+it = iter(stream.dataloader(num_workers=2))
+for i in range(100):
+    batch = next(it)
+    stream.mark_consumed(batch)
+    with open(out + ".batches", "a") as f:
+        f.write(json.dumps(describe_batch(batch)) + "\n")
+    with open(out + ".tmp", "w") as f:
+        json.dump(stream.state_dict(), f)
+    os.replace(out + ".tmp", out)
+    if i == 3:
+        os.kill(it._workers[0].pid, signal.SIGKILL)  # a worker dies mid-epoch
+"""
+
+
+def test_killed_worker_then_resume_from_saved_position_loses_and_repeats_nothing(mds_corpus, uninterrupted, tmp_path):
+    import subprocess
+    import sys
+
+    saved = tmp_path / "state.json"
+    proc = subprocess.run([sys.executable, "-c", KILLED_WORKER_SCRIPT, mds_corpus, str(saved)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "killed by signal" in proc.stderr, proc.stderr[-2000:]
+    got = [json.loads(line) for line in (tmp_path / "state.json.batches").read_text().splitlines()]
+    got = [{"positions": b["positions"], "keys": [tuple(k) for k in b["keys"]]} for b in got]
+    state = json.loads(saved.read_text())
+    assert state["position"] == len(got) * B
     resumed = stream_of(mds_corpus)
-    resumed.load_state_dict(saved)
-    got.extend(read_batches(resumed, 16, num_workers=2))
+    resumed.load_state_dict(state)
+    got.extend(read_batches(resumed, 20 - len(got), num_workers=2))
     assert by_position(got) == uninterrupted
