@@ -14,6 +14,7 @@ hold relative paths joined with `join_url`. Promises shared by all backends:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -80,6 +81,22 @@ def check_length(url: str, start: int, end: int | None, data: bytes) -> bytes:
         )
     return data
 
+
+
+def temp_path_for(dest: str) -> str:
+    """A unique temporary name beside `dest` (same filesystem, so the rename is atomic)."""
+    return f"{dest}{TEMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}"
+
+
+@contextlib.contextmanager
+def removed_on_failure(path: str):
+    """Delete `path` if the block fails, so no partial file is ever left behind."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        raise
 
 class ObjectStore(ABC):
     """Bytes behind URLs of one scheme. Safe to share between threads of one process."""
@@ -154,10 +171,10 @@ class ObjectStore(ABC):
         os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
 
         def attempt() -> int:
-            tmp = f"{dest}{TEMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}"
+            tmp = temp_path_for(dest)
             digest = hashlib.sha256()
             written = 0
-            try:
+            with removed_on_failure(tmp):
                 with open(tmp, "wb") as out:
                     for chunk in self._iter_chunks(url):
                         out.write(chunk)
@@ -167,13 +184,7 @@ class ObjectStore(ABC):
                             break
                 self._verify(url, written, digest.hexdigest(), expected_size, expected_sha256)
                 os.replace(tmp, dest)
-                return written
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except FileNotFoundError:
-                    pass
-                raise
+            return written
 
         return self._call("download", url, attempt)
 
@@ -231,16 +242,10 @@ class LocalStore(ObjectStore):
     def _write_atomically(self, url: str, write) -> None:
         dest = self.local_path(url)
         os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
-        tmp = f"{dest}{TEMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}"
-        try:
+        tmp = temp_path_for(dest)
+        with removed_on_failure(tmp):
             write(tmp)
             os.replace(tmp, dest)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
 
     def put_bytes(self, data: bytes, url: str) -> None:
         def write(tmp: str) -> None:
