@@ -102,6 +102,8 @@ class StreamConfig:
             data["sources"] = [_resolve(s, base_dir) for s in sources]
             if isinstance(data["weights"], str):
                 data["weights"] = _resolve(data["weights"], base_dir)
+            elif isinstance(data["weights"], dict) and isinstance(data["weights"].get("law"), str):
+                data["weights"] = {**data["weights"], "law": _resolve(data["weights"]["law"], base_dir)}
         return cls(**data, where=where)
 
     @classmethod

@@ -80,8 +80,9 @@ class CorpusView:
 
         orders = []
         for n in self.languages:
-            counts = [int(s.samples) for s in self._shards[n]] or [0]
-            orders.append(LanguageOrder(seed, language_key(n), counts, window_shards))
+            counts = [int(s.samples) for s in self._shards[n]]
+            orders.append(LanguageOrder(seed, language_key(n), counts, window_shards) if sum(counts)
+                          else EmptyOrder(n))
         return orders
 
     def open_readers(self, **options) -> "CorpusReader":
@@ -89,6 +90,18 @@ class CorpusView:
         from climbstream.formats.reader import open_reader
 
         return CorpusReader(self, [open_reader(m, **options) for m in self.manifests])
+
+
+class EmptyOrder:
+    """The order of a language with no training samples: it may only ever have weight 0."""
+
+    samples_per_epoch = 0
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def locate(self, ks):
+        raise ConfigError(f"language {self.name} has no training samples but was scheduled; give it weight 0")
 
 
 class CorpusReader:

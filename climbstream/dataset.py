@@ -64,6 +64,7 @@ class ClimbStream(IterableDataset):
         on_epoch_cap: str = "error",
         window_shards: int = 4,
         stop_position: int | None = None,
+        verify: str = "size",
     ):
         if on_epoch_cap not in ("error", "stop"):
             raise ConfigError(f"on_epoch_cap: expected 'error' or 'stop', got {on_epoch_cap!r}")
@@ -74,7 +75,6 @@ class ClimbStream(IterableDataset):
         self.layout = Layout(int(global_batch), *data_parallel_rank_and_size(rank, world_size))
         if stop_position is not None and stop_position % self.layout.global_batch:
             raise ConfigError(f"stop_position {stop_position} is not a multiple of global_batch {global_batch}")
-        self.seed = int(seed)
         self.epoch_cap = epoch_cap
         self.on_epoch_cap = on_epoch_cap
         self.window_shards = int(window_shards)
@@ -85,11 +85,13 @@ class ClimbStream(IterableDataset):
             prefetch_depth=prefetch_depth,
             storage=storage,
             read_mode=read_mode,
+            verify=verify,
         )
-        self._control = SharedControl(len(self.languages))
+        self._control = SharedControl(len(self.languages), int(seed))
         self._control.set_stages([(0, self._weights_array(weights, "weights"))])
-        self._orders = self.corpus.orders(self.seed, self.window_shards)
+        self._orders_cache: tuple | None = None
         self._schedule_cache: tuple | None = None
+        self._published = False  # set while ClimbDataLoader creates its workers
         self._readers = None
         self._reader_pid = None
         self._reported: dict = {}
@@ -106,6 +108,19 @@ class ClimbStream(IterableDataset):
         return self.layout.local_batch
 
     @property
+    def seed(self) -> int:
+        """The stream's seed (a loaded state's seed replaces the constructor's)."""
+        return self._control.seed
+
+    @property
+    def _orders(self) -> list:
+        """One LanguageOrder per language for the current seed."""
+        seed = self.seed
+        if self._orders_cache is None or self._orders_cache[0] != seed:
+            self._orders_cache = (seed, self.corpus.orders(seed, self.window_shards))
+        return self._orders_cache[1]
+
+    @property
     def position(self) -> int:
         """First global position not yet consumed by the training loop."""
         return self._control.position
@@ -116,7 +131,7 @@ class ClimbStream(IterableDataset):
         from climbstream.schedule.schedule import Schedule, Stage
 
         stages = self._control.stages()
-        key = tuple((s, w.tobytes()) for s, w in stages)
+        key = (self.seed, tuple((s, w.tobytes()) for s, w in stages))
         if self._schedule_cache is None or self._schedule_cache[0] != key:
             schedule = Schedule(len(self.languages), self.global_batch, self.seed, [Stage(s, w) for s, w in stages])
             self._schedule_cache = (key, schedule)
@@ -139,13 +154,19 @@ class ClimbStream(IterableDataset):
 
     # -- the training loop's side ---------------------------------------------------------
     def dataloader(self, **kwargs) -> DataLoader:
-        """A DataLoader with the batch size this rank must use (B / R)."""
+        """A DataLoader with the batch size this rank must use (B / R), batches in order.
+
+        Prefer it to a plain DataLoader: it tells the workers where each new iterator
+        starts from the main process, which is exact however the loader is seeded.
+        """
         if kwargs.setdefault("batch_size", self.local_batch) != self.local_batch:
             raise ConfigError(
                 f"DataLoader batch_size {kwargs['batch_size']} != global_batch {self.global_batch} / "
                 f"world size {self.layout.world_size} = {self.local_batch}"
             )
-        return DataLoader(self, **kwargs)
+        if kwargs.get("in_order") is False:
+            raise ConfigError("in_order=False: batches must reach the loop in stream order for exact resume")
+        return ClimbDataLoader(self, **kwargs)
 
     def mark_consumed(self, batch: Mapping) -> int:
         """Record that the loop trained on `batch`; returns the new consumed position.
@@ -161,10 +182,20 @@ class ClimbStream(IterableDataset):
                 f"a batch of {n} samples: the DataLoader batch_size must be global_batch / world size = "
                 f"{self.global_batch} / {self.layout.world_size} = {self.local_batch}"
             )
-        last = int(positions.max()) if isinstance(positions, torch.Tensor) else max(positions)
-        new = self.layout.block_after(last + 1)
-        if new > self._control.position:
-            self._control.position = new
+        first = int(positions.min()) if isinstance(positions, torch.Tensor) else min(positions)
+        if not self._control.fresh:
+            raise StateError(
+                "this batch comes from an iterator created before add_stage or load_state_dict; recreate the "
+                "DataLoader iterator (iter(loader)) and train on its batches"
+            )
+        expected = self._control.position
+        if first // self.global_batch != expected // self.global_batch:
+            raise StateError(
+                f"a batch of global batch {first // self.global_batch} (position {first}) arrived, but global "
+                f"batch {expected // self.global_batch} is next: call mark_consumed for every batch, in order "
+                f"(a DataLoader with in_order=True, one iterator at a time)"
+            )
+        self._control.position = self.layout.block_after(first + 1)
         return self._control.position
 
     def add_stage(self, weights, position: int | None = None) -> int:
@@ -233,11 +264,18 @@ class ClimbStream(IterableDataset):
         position = self.layout.block_after(loaded.position)
         if changed and position > stages[-1][0]:
             stages.append((position, current))
-        if loaded.seed != self.seed:
-            self.seed = loaded.seed
-            self._orders = self.corpus.orders(self.seed, self.window_shards)
+        self._check_stages(stages, loaded.seed, where)
         self._control.set_stages(stages)
-        self._control.restart_at(position)
+        self._control.restart_at(position, loaded.seed)
+
+    def _check_stages(self, stages, seed: int, where: str) -> None:
+        """Build the schedule once, so a bad saved stage fails here, naming the state."""
+        from climbstream.schedule.schedule import Schedule, Stage
+
+        try:
+            Schedule(len(self.languages), self.global_batch, seed, [Stage(s, w) for s, w in stages])
+        except ScheduleError as err:
+            raise StateError(f"{where}.stages: {err}") from None
 
     # -- plans (no I/O) -------------------------------------------------------------------
     def plan(self, start: int, stop: int) -> Plan:
@@ -288,8 +326,7 @@ class ClimbStream(IterableDataset):
             if caps is not None and self._over_cap(schedule, block, caps):
                 return
             current = next(upcoming, None)
-            if current is not None:
-                self._hint(readers, current[1])
+            self._hint(readers, plan, current[1] if current is not None else None)
             samples = self._read_samples(readers, plan)
             self._report_metrics(slot, readers, len(plan))
             yield from samples
@@ -297,7 +334,10 @@ class ClimbStream(IterableDataset):
     def _start_position(self, info) -> int:
         """Where this iterator starts: the consumed position when it was created."""
         if info is None:
+            self._control.iterator_started()
             return self._control.position
+        if self._published:
+            return self._control.published_start
         loader_seed = int(info.seed) - int(info.id)  # the same for all workers of one iterator
         self._iterations = getattr(self, "_iterations", -1) + 1  # persistent workers: one per reset
         if info.id == 0:
@@ -328,9 +368,11 @@ class ClimbStream(IterableDataset):
             })
         return out
 
-    def _hint(self, readers, plan: Plan) -> None:
+    def _hint(self, readers, plan: Plan, following: Plan | None) -> None:
+        """Prefetch this batch's shards, then the next one's (the plan replaces the last)."""
         names = self.languages
-        readers.hint([(names[lang], shard) for lang, shard in plan.shards_in_need_order()])
+        pairs = plan.shards_in_need_order() + (following.shards_in_need_order() if following is not None else [])
+        readers.hint([(names[lang], shard) for lang, shard in dict.fromkeys(pairs)])
 
     def _report_metrics(self, slot: int, readers, samples: int) -> None:
         m = readers.metrics()
@@ -394,6 +436,7 @@ class ClimbStream(IterableDataset):
         state["_readers"] = None
         state["_reader_pid"] = None
         state["_schedule_cache"] = None
+        state["_orders_cache"] = None
         return state
 
     def heldout(self, lang: str):
@@ -418,6 +461,24 @@ def _max_over_ranks(value: int) -> int:
 
     if not (dist.is_available() and dist.is_initialized()):
         return value
-    t = torch.tensor([value], dtype=torch.int64)
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor([value], dtype=torch.int64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return int(t.item())
+
+
+class ClimbDataLoader(DataLoader):
+    """A DataLoader that publishes each new iterator's start before its workers begin.
+
+    Workers created while `dataset._published` is set read the start the main process
+    published; persistent workers keep reading it at every new iterator.
+    """
+
+    def __iter__(self):
+        dataset = self.dataset
+        dataset._control.publish_start()
+        dataset._published = True
+        try:
+            return super().__iter__()
+        finally:
+            dataset._published = False

@@ -73,15 +73,21 @@ def stages_from_state(state: StreamState, languages: Sequence[str], where: str =
         raise StateError(f"{where}.stages: empty; a state has at least the stage starting at 0")
     out = []
     for i, stage in enumerate(state.stages):
-        weights = stage.get("weights", {})
+        if not isinstance(stage, dict) or not isinstance(stage.get("weights"), dict) or "start" not in stage:
+            raise StateError(f"{where}.stages[{i}]: expected {{start: position, weights: {{NAME: int}}}}, got {stage!r}")
+        weights = stage["weights"]
         unknown = sorted(set(weights) - set(languages))
         if unknown:
             raise StateError(
                 f"{where}.stages[{i}]: language(s) {', '.join(unknown)} are not in this corpus; the saved stream "
                 f"cannot be replayed over a different set of languages"
             )
-        array = np.array([int(weights.get(n, 0)) for n in languages], dtype=np.uint64)
+        try:
+            array = np.array([int(weights.get(n, 0)) for n in languages], dtype=np.uint64)
+            start = int(stage["start"])
+        except (TypeError, ValueError, OverflowError) as err:
+            raise StateError(f"{where}.stages[{i}]: {err}") from None
         if int(array.sum()) != WEIGHT_TOTAL:
             raise StateError(f"{where}.stages[{i}].weights: sum {int(array.sum())} != 2**32")
-        out.append((int(stage["start"]), array))
+        out.append((start, array))
     return out

@@ -11,7 +11,8 @@ def add_arguments(parser) -> None:
     """Arguments of `climbstream inspect`."""
     parser.add_argument("config", help="a climbstream.yaml dataset config")
     parser.add_argument("--positions", default="0:16", help="range A:B of global positions (default 0:16)")
-    parser.add_argument("--state", help="a saved dataset state (JSON) to apply first (its stages)")
+    parser.add_argument("--state", help="a saved dataset state to apply first: JSON, or a torch checkpoint "
+                                        "holding it under 'data' (as the training loop saves)")
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
 
 
@@ -28,8 +29,7 @@ def run(args) -> int:
         raise ConfigError(f"--positions: need 0 <= A <= B, got {a}:{b}")
     stream = ClimbStream.from_config(args.config, rank=0, world_size=1)
     if args.state:
-        with open(args.state, encoding="utf-8") as f:
-            stream.load_state_dict(json.load(f), where=args.state)
+        stream.load_state_dict(_read_state(args.state), where=args.state)
     rows = stream.describe(a, b)
     if args.json:
         for row in rows:
@@ -39,3 +39,21 @@ def run(args) -> int:
     for r in rows:
         print(f"{r['position']:>10} {r['lang']:>8} {r['k']:>10} {r['epoch']:>5}  {r['shard']}:{r['index']}")
     return 0
+
+
+def _read_state(path: str) -> dict:
+    """A dataset state from a JSON file or a torch checkpoint ({'data': state, ...})."""
+    from climbstream.errors import ConfigError
+
+    try:
+        if path.endswith((".pt", ".pth", ".ckpt")):
+            import torch
+
+            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+            return checkpoint["data"] if "data" in checkpoint else checkpoint
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"--state: {path} does not exist") from None
+    except (json.JSONDecodeError, KeyError, TypeError, RuntimeError) as err:
+        raise ConfigError(f"--state: {path} is not a dataset state or a checkpoint holding one ({err})") from None

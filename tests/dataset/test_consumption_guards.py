@@ -1,0 +1,59 @@
+"""The loop's side of exactness: batches consumed in order, from a current iterator."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from climbstream import ClimbStream
+from climbstream.errors import ConfigError, StateError
+from tests.corpora import WEIGHTS
+
+from .helpers import read_batches
+
+B = 16
+
+
+def stream_of(corpus):
+    return ClimbStream(corpus, WEIGHTS, global_batch=B, seed=1, rank=0, world_size=1)
+
+
+def test_identically_seeded_loaders_still_continue_the_stream(mds_corpus):
+    s = stream_of(mds_corpus)
+    seen = []
+    for _ in range(3):  # a fresh loader each time, seeded the same: same base seed per iterator
+        loader = s.dataloader(num_workers=2, generator=torch.Generator().manual_seed(0))
+        for batch in read_batches_from(loader, 2):
+            seen.extend(batch["position"].tolist())
+            s.mark_consumed(batch)
+    assert seen == list(range(6 * B))
+
+
+def read_batches_from(loader, n):
+    it = iter(loader)
+    return [next(it) for _ in range(n)]
+
+
+def test_out_of_order_batches_are_refused(mds_corpus):
+    s = stream_of(mds_corpus)
+    with pytest.raises(ConfigError, match="in_order=False"):
+        s.dataloader(in_order=False)
+    it = iter(s.dataloader(num_workers=0))
+    next(it)
+    second = next(it)
+    with pytest.raises(StateError, match="global batch 1 \\(position 16\\) arrived, but global batch 0 is next"):
+        s.mark_consumed(second)
+    assert s.position == 0
+
+
+def test_batches_prefetched_before_add_stage_cannot_be_consumed(mds_corpus):
+    s = stream_of(mds_corpus)
+    it = iter(s.dataloader(num_workers=2))
+    s.mark_consumed(next(it))
+    s.add_stage({"aa": 0.1, "bb": 0.1, "cc": 0.1, "dd": 0.7})
+    with pytest.raises(StateError):  # the stale iterator's next batch is refused, wherever it was made
+        s.mark_consumed(next(it))
+    del it
+    assert s.position == B
+    fresh = read_batches(s, 1, num_workers=2)
+    assert fresh[0]["positions"][0] == B
