@@ -88,6 +88,7 @@ class SampleReader:
         self._headers: dict[str, MdsHeader] = {}
         self._store = None
         self._prefetcher = None
+        self._held: OrderedDict[str, tuple] = OrderedDict()  # url -> (release context, path, fd)
         self._wait_s = 0.0
         self._range_bytes = 0
         self._reads = 0
@@ -109,6 +110,8 @@ class SampleReader:
         if self._pid == os.getpid():
             for fd in self._files.values():
                 os.close(fd)
+            while self._held:
+                self._release_oldest()
             if self._prefetcher is not None and hasattr(self._prefetcher, "close"):
                 self._prefetcher.close()
         self._reset()
@@ -128,8 +131,7 @@ class SampleReader:
             raise ManifestError(f"{info.where}: sample {index} out of range (shard has {info.samples})")
         start = time.perf_counter()
         if self.mode == "shard":
-            with self._get_prefetcher().get(info.url, info.bytes, info.sha256) as path:
-                tokens = self._read_sample(info, index, _FileSource(path, info))
+            tokens = self._read_sample(info, index, self._held_source(info))
         else:
             tokens = self._read_sample(info, index, self._source(info))
         self._wait_s += time.perf_counter() - start
@@ -201,6 +203,34 @@ class SampleReader:
         if len(head) < first <= info.bytes:
             head = source.read(0, first)
         return parse_header(head, info.where, info.samples, info.bytes)
+
+    def _held_source(self, info: ShardInfo) -> "_FileSource":
+        """A cached shard kept open (and not evictable) while it is among the recently read.
+
+        Acquiring a shard through the cache takes a lock and reads its index entry; doing
+        that per sample cost more than the read. The reader holds up to as many shards as
+        the capacity check counted for it (K x (prefetch depth + 1)), least recent first out.
+        """
+        held = self._held.get(info.url)
+        if held is None:
+            context = self._get_prefetcher().get(info.url, info.bytes, info.sha256)
+            path = context.__enter__()
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except BaseException:
+                context.__exit__(None, None, None)
+                raise
+            held = self._held[info.url] = (context, path, fd)
+            while len(self._held) > len(self.manifest.languages) * (self.prefetch_depth + 1):
+                self._release_oldest()
+        else:
+            self._held.move_to_end(info.url)
+        return _FileSource(held[1], info, held[2])
+
+    def _release_oldest(self) -> None:
+        _, (context, _, fd) = self._held.popitem(last=False)
+        os.close(fd)
+        context.__exit__(None, None, None)
 
     def _source(self, info: ShardInfo) -> "_Source":
         if self.local:
