@@ -9,7 +9,7 @@ Three ways to get the bytes, chosen per corpus by `read_mode`:
   shards this is what scales;
 - "shard": whole-shard downloads through the node-local cache and prefetcher (sha256
   verified on download), which wins when shards are small or read nearly whole.
-- "auto": local in place; remote "shard" when the cache holds K x (prefetch_depth + 1) of
+- "auto": local in place; remote "shard" when the cache holds K x (2 x prefetch_depth + 1) of
   the largest shards, else "range".
 
 A reader holds no boto3 client, file descriptor or thread until its first read, and drops
@@ -209,7 +209,7 @@ class SampleReader:
 
         Acquiring a shard through the cache takes a lock and reads its index entry; doing
         that per sample cost more than the read. The reader holds up to as many shards as
-        the capacity check counted for it (K x (prefetch depth + 1)), least recent first out.
+        K x (prefetch depth + 1), least recent first out (the capacity check counts them).
         """
         held = self._held.get(info.url)
         if held is None:
@@ -277,8 +277,12 @@ class SampleReader:
         return self._store
 
     def _shards_in_use(self) -> int:
-        """Shards resident at once on this machine: readers x K languages x (depth + 1)."""
-        return self.readers_sharing_cache * len(self.manifest.languages) * (self.prefetch_depth + 1)
+        """Shards pinned at once on this machine: readers x K x (2 x depth + 1).
+
+        Each reader holds up to K x (depth + 1) recently read shards open and prefetches
+        up to K x depth more ahead: every worker reads all K languages at once.
+        """
+        return self.readers_sharing_cache * len(self.manifest.languages) * (2 * self.prefetch_depth + 1)
 
     def _get_prefetcher(self):
         if self._prefetcher is None:
@@ -287,7 +291,8 @@ class SampleReader:
 
             cache = ShardCache(self.cache_dir, limit_bytes=self.cache_limit_bytes)
             cache.check_capacity(_largest_shard_bytes(self.manifest), self._shards_in_use())
-            self._prefetcher = Prefetcher(cache, self._get_store(), depth=self.prefetch_depth)
+            ahead = len(self.manifest.languages) * self.prefetch_depth
+            self._prefetcher = Prefetcher(cache, self._get_store(), depth=ahead, threads=max(1, min(8, ahead)))
         return self._prefetcher
 
 

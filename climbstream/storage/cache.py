@@ -104,7 +104,7 @@ class ShardCache:
         """ConfigError when the limit cannot hold `shards_in_use` shards of the largest size.
 
         `shards_in_use` is how many shards can be held at once on this machine, e.g.
-        languages x (prefetch depth + 1) x DataLoader workers x local ranks.
+        languages x (2 x prefetch depth + 1) x DataLoader workers x local ranks.
         """
         if self.limit_bytes is None:
             return
@@ -112,7 +112,7 @@ class ShardCache:
         if needed > self.limit_bytes:
             raise ConfigError(
                 f"cache at {self.root}: limit {self.limit_bytes} bytes ({_human(self.limit_bytes)}) is smaller "
-                f"than what must be resident at once: {shards_in_use} shards in use (languages x (prefetch "
+                f"than what must be resident at once: {shards_in_use} shards in use (languages x (2 x prefetch "
                 f"depth + 1) x workers x local ranks) x largest shard {largest_shard_bytes} bytes = {needed} "
                 f"bytes ({_human(needed)}); raise the cache limit to at least {needed} bytes, lower the "
                 f"prefetch depth or the number of workers, or use no limit"

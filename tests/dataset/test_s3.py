@@ -54,7 +54,7 @@ def test_cache_capacity_counts_every_worker_that_shares_it(s3_corpus, s3_bucket,
 
     manifest = Manifest.load(s3_corpus, storage=s3_bucket.options())
     largest = max(s.bytes for n in manifest.languages for sp in ("train", "heldout") for s in manifest.shards(n, sp))
-    one_worker = len(manifest.languages) * (2 + 1) * largest  # K x (depth + 1) shards of the largest size
+    one_worker = len(manifest.languages) * (2 * 2 + 1) * largest  # K x (2 depth + 1) shards of the largest size
     stream = ClimbStream(s3_corpus, WEIGHTS, global_batch=B, rank=0, world_size=1, storage=s3_bucket.options(),
                          cache_dir=str(tmp_path / "cache"), cache_limit_bytes=one_worker, read_mode="shard")
     assert len(read_batches(stream, 2, num_workers=0)) == 2

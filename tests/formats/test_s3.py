@@ -52,7 +52,7 @@ def test_auto_mode_reads_ranges_when_the_cache_cannot_hold_every_language(s3_buc
     manifest = prepare(folder_corpus, f"{s3_bucket.url}/c", fmt="mds", seq_len=SEQ_LEN,
                        heldout_frac=HELDOUT_FRAC, shard_samples=SHARD_SAMPLES, storage=options)
     largest = max(s.bytes for lang in manifest.languages for s in manifest.shards(lang))
-    fits = 3 * (2 + 1) * largest
+    fits = 3 * (2 * 2 + 1) * largest  # K x (2 x depth + 1) shards
     cache = str(tmp_path / "cache")
     assert open_reader(manifest, storage=options).mode == "range"  # no cache dir
     assert open_reader(manifest, cache_dir=cache, cache_limit_bytes=fits, storage=options).mode == "shard"
