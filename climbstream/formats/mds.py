@@ -13,7 +13,9 @@ and through streaming's own decoders for any other encoding.
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,11 +125,17 @@ def _decode_value(encoding: str, data, where: str):
     return np.asarray(mds_decode(encoding, bytes(data)))
 
 
-def decode_ndarray(encoding: str, data, where: str) -> np.ndarray:
-    """Decode streaming's `ndarray[:dtype[:shape]]` encoding; a view on `data` (no copy)."""
+@functools.lru_cache(maxsize=64)
+def _ndarray_encoding(encoding: str) -> tuple[str | None, tuple[int, ...] | None]:
     parts = encoding.split(":")
     dtype = parts[1] if len(parts) > 1 and parts[1] else None
     shape = tuple(int(x) for x in parts[2].split(",")) if len(parts) > 2 else None
+    return dtype, shape
+
+
+def decode_ndarray(encoding: str, data, where: str) -> np.ndarray:
+    """Decode streaming's `ndarray[:dtype[:shape]]` encoding; a view on `data` (no copy)."""
+    dtype, shape = _ndarray_encoding(encoding)
     pos = 0
     try:
         if dtype is None:
@@ -137,9 +145,9 @@ def decode_ndarray(encoding: str, data, where: str) -> np.ndarray:
             byte = data[pos]
             ndim, shape_dtype = byte >> 2, _SHAPE_DTYPES[byte % 4]
             width = np.dtype(shape_dtype).itemsize
-            shape = tuple(int(x) for x in np.frombuffer(data[pos + 1:pos + 1 + ndim * width], shape_dtype))
+            shape = tuple(np.frombuffer(data[pos + 1:pos + 1 + ndim * width], shape_dtype).tolist())
             pos += 1 + ndim * width
-        count = int(np.prod(shape))
+        count = math.prod(shape)
         arr = np.frombuffer(data, dtype, count=count, offset=pos)
     except (KeyError, IndexError, ValueError) as err:
         raise ShardFormatError(f"{where}: cannot decode an ndarray sample ({err}); the shard is "

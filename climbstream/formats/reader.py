@@ -89,6 +89,7 @@ class SampleReader:
         self._store = None
         self._prefetcher = None
         self._held: OrderedDict[str, tuple] = OrderedDict()  # url -> (release context, path, fd)
+        self._hinted = 0  # shards in the last hint: the current and next batch need them all
         self._wait_s = 0.0
         self._range_bytes = 0
         self._reads = 0
@@ -153,6 +154,7 @@ class SampleReader:
         for lang, split, shard in upcoming:
             info = self._shard(lang, split, shard)
             wanted.append((info.url, info.bytes, info.sha256))
+        self._hinted = len(wanted)
         self._get_prefetcher().want(wanted, replace=True)
 
     def metrics(self) -> dict:
@@ -208,8 +210,9 @@ class SampleReader:
         """A cached shard kept open (and not evictable) while it is among the recently read.
 
         Acquiring a shard through the cache takes a lock and reads its index entry; doing
-        that per sample cost more than the read. The reader holds up to as many shards as
-        K x (prefetch depth + 1), least recent first out (the capacity check counts them).
+        that per sample cost more than the read. The reader holds K x (prefetch depth + 1)
+        shards plus those of the last hint (what the current and next batch read), least
+        recent first out.
         """
         held = self._held.get(info.url)
         if held is None:
@@ -221,7 +224,7 @@ class SampleReader:
                 context.__exit__(None, None, None)
                 raise
             held = self._held[info.url] = (context, path, fd)
-            while len(self._held) > len(self.manifest.languages) * (self.prefetch_depth + 1):
+            while len(self._held) > len(self.manifest.languages) * (self.prefetch_depth + 1) + self._hinted:
                 self._release_oldest()
         else:
             self._held.move_to_end(info.url)
