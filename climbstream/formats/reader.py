@@ -88,8 +88,6 @@ class SampleReader:
         self._headers: dict[str, MdsHeader] = {}
         self._store = None
         self._prefetcher = None
-        self._held: OrderedDict[str, tuple] = OrderedDict()  # url -> (release context, path, fd)
-        self._hinted = 0  # shards in the last hint: the current and next batch need them all
         self._wait_s = 0.0
         self._range_bytes = 0
         self._reads = 0
@@ -111,8 +109,6 @@ class SampleReader:
         if self._pid == os.getpid():
             for fd in self._files.values():
                 os.close(fd)
-            while self._held:
-                self._release_oldest()
             if self._prefetcher is not None and hasattr(self._prefetcher, "close"):
                 self._prefetcher.close()
         self._reset()
@@ -132,7 +128,8 @@ class SampleReader:
             raise ManifestError(f"{info.where}: sample {index} out of range (shard has {info.samples})")
         start = time.perf_counter()
         if self.mode == "shard":
-            tokens = self._read_sample(info, index, self._held_source(info))
+            with self._get_prefetcher().get(info.url, info.bytes, info.sha256) as path:
+                tokens = self._read_sample(info, index, _FileSource(path, info))
         else:
             tokens = self._read_sample(info, index, self._source(info))
         self._wait_s += time.perf_counter() - start
@@ -154,7 +151,6 @@ class SampleReader:
         for lang, split, shard in upcoming:
             info = self._shard(lang, split, shard)
             wanted.append((info.url, info.bytes, info.sha256))
-        self._hinted = len(wanted)
         self._get_prefetcher().want(wanted, replace=True)
 
     def metrics(self) -> dict:
@@ -206,35 +202,6 @@ class SampleReader:
             head = source.read(0, first)
         return parse_header(head, info.where, info.samples, info.bytes)
 
-    def _held_source(self, info: ShardInfo) -> "_FileSource":
-        """A cached shard kept open (and not evictable) while it is among the recently read.
-
-        Acquiring a shard through the cache takes a lock and reads its index entry; doing
-        that per sample cost more than the read. The reader holds K x (prefetch depth + 1)
-        shards plus those of the last hint (what the current and next batch read), least
-        recent first out.
-        """
-        held = self._held.get(info.url)
-        if held is None:
-            context = self._get_prefetcher().get(info.url, info.bytes, info.sha256)
-            path = context.__enter__()
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except BaseException:
-                context.__exit__(None, None, None)
-                raise
-            held = self._held[info.url] = (context, path, fd)
-            while len(self._held) > len(self.manifest.languages) * (self.prefetch_depth + 1) + self._hinted:
-                self._release_oldest()
-        else:
-            self._held.move_to_end(info.url)
-        return _FileSource(held[1], info, held[2])
-
-    def _release_oldest(self) -> None:
-        _, (context, _, fd) = self._held.popitem(last=False)
-        os.close(fd)
-        context.__exit__(None, None, None)
-
     def _source(self, info: ShardInfo) -> "_Source":
         if self.local:
             fd = self._files.get(info.url)
@@ -282,11 +249,10 @@ class SampleReader:
     def _shards_in_use(self) -> int:
         """Shards pinned at once on this machine: readers x K x (2 x depth + 1).
 
-        Each reader holds up to K x (depth + 1) recently read shards open, plus those of
-        the current and next batch, and prefetches `depth` more: every worker reads all K
-        languages at once. (Prefetching K x depth ahead with several workers sharing one
-        cache hung in about one run in three; the cause is not yet found, so the
-        prefetch window stays `depth` shards.)
+        Up to K x (depth + 1) shards of the current and next batch are in use while read
+        (every worker reads all K languages at once), and `depth` more are prefetched.
+        (Holding shards open across reads, and prefetching K x depth ahead, both made
+        two workers sharing one cache hang in some runs; the cause is not yet found.)
         """
         return self.readers_sharing_cache * len(self.manifest.languages) * (2 * self.prefetch_depth + 1)
 
