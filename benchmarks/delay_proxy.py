@@ -27,6 +27,8 @@ import subprocess
 import sys
 import time
 
+from processes import stop_process  # benchmarks/ is on sys.path: run as scripts
+
 DEFAULT_RTT_MS = 20.0
 _CHUNK_BYTES = 1 << 16
 
@@ -158,13 +160,7 @@ class DelayProxy:
 
     def close(self) -> None:
         """Stop the proxy process (terminate, then kill after 10 s)."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         if self.process.stdout is not None:
             self.process.stdout.close()
 

@@ -24,6 +24,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from processes import stop_process  # benchmarks/ is on sys.path: run as scripts
+
 log = logging.getLogger(__name__)
 
 ACCESS_KEY_ID = "climbstream-bench"
@@ -108,13 +110,7 @@ class RcloneS3Server:
 
     def close(self) -> None:
         """Stop the server (terminate, then kill after 10 s) and remove its log."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         self._log.close()
         try:
             os.unlink(self.log_path)

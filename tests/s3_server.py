@@ -39,6 +39,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from benchmarks.processes import stop_process
+
 REGION = "us-east-1"
 ACCESS_KEY_ID = "testing"
 SECRET_ACCESS_KEY = "testing"
@@ -102,13 +104,7 @@ class S3Server:
             pass
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         self._log.close()
         try:
             os.unlink(self.log_path)
