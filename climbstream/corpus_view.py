@@ -7,8 +7,9 @@ comparable. Languages are sorted by name; that order is the `lang` id of a sampl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from climbstream.errors import ConfigError
 
@@ -114,6 +115,14 @@ class CorpusReader:
     def read(self, name: str, shard: int, index: int, split: str = TRAIN):
         """Tokens of sample `index` of shard `shard` of language `name`."""
         return self.readers[self.view._source_of[name]].read(name, split, shard, index)
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """Every reader's `holding()` block: shards read inside stay acquired until it ends."""
+        with contextlib.ExitStack() as stack:
+            for r in self.readers:
+                stack.enter_context(r.holding())
+            yield
 
     def hint(self, upcoming: Sequence[tuple[str, int]], split: str = TRAIN) -> None:
         """Shards that will be read next, in need order."""

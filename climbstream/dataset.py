@@ -353,19 +353,20 @@ class ClimbStream(IterableDataset):
         """The samples of one local batch, read before any is yielded (so counters are exact)."""
         names = self.languages
         out = []
-        for j in range(len(plan)):
-            lang = int(plan.lang[j])
-            name = names[lang]
-            shard = int(plan.shard[j])
-            index = int(plan.index[j])
-            tokens = readers.read(name, shard, index)
-            out.append({
-                "tokens": torch.from_numpy(np.asarray(tokens, dtype=np.int64)),
-                "lang": lang,
-                "position": plan.start + j,
-                "shard": self.corpus.shard_path(name, shard),
-                "index": index,
-            })
+        with readers.holding():  # each cached shard acquired once per batch, not per sample
+            for j in range(len(plan)):
+                lang = int(plan.lang[j])
+                name = names[lang]
+                shard = int(plan.shard[j])
+                index = int(plan.index[j])
+                tokens = readers.read(name, shard, index)
+                out.append({
+                    "tokens": torch.from_numpy(np.asarray(tokens, dtype=np.int64)),
+                    "lang": lang,
+                    "position": plan.start + j,
+                    "shard": self.corpus.shard_path(name, shard),
+                    "index": index,
+                })
         return out
 
     def _hint(self, readers, plan: Plan, following: Plan | None) -> None:

@@ -96,15 +96,14 @@ class Prefetcher:
         started = time.perf_counter()
         with self._cond:
             entry = self._entries.get(url)
-            if entry is not None and entry.state == "planned":
-                del self._entries[url]  # not started: fetching it here is quicker than queueing
-                entry = None
             while entry is not None and entry.state == "running":
                 self._cond.wait()
-                entry = self._entries.get(url)
+                entry = self._entries.get(url)  # may be gone, or planned anew by a later want()
             if entry is not None:
                 del self._entries[url]
                 self._cond.notify_all()  # a slot in the window is free
+                if entry.state == "planned":
+                    entry = None  # not started: fetching it here is quicker than queueing
         try:
             if entry is None:
                 shard = self.cache.open(url, self.store, size, sha256)

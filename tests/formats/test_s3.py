@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -95,3 +97,33 @@ def test_manifest_command_builds_the_manifest_of_mds_shards_on_s3(s3_bucket, tmp
     manifest = Manifest.load(f"{s3_bucket.url}/x", storage=options)
     got = read_all(open_reader(manifest, storage=options, read_mode="range"), manifest, "fr", "train")
     np.testing.assert_array_equal(got, np.concatenate(arrays).astype(np.int64))
+
+
+def test_holding_acquires_each_cached_shard_once_and_releases_all_at_the_end(s3_bucket, folder_corpus, tmp_path):
+    import fcntl
+
+    from climbstream.storage.cache import ShardCache
+
+    options = s3_bucket.options()
+    manifest = prepare(folder_corpus, f"{s3_bucket.url}/h", fmt="mds", seq_len=SEQ_LEN,
+                       heldout_frac=HELDOUT_FRAC, shard_samples=SHARD_SAMPLES, storage=options)
+    local = prepare(folder_corpus, str(tmp_path / "local"), fmt="mds", seq_len=SEQ_LEN,
+                    heldout_frac=HELDOUT_FRAC, shard_samples=SHARD_SAMPLES)
+    cache_dir = str(tmp_path / "cache")
+    reader = open_reader(manifest, storage=options, read_mode="shard", cache_dir=cache_dir, prefetch_depth=0)
+    shards = manifest.shards("bb")
+    wanted = [(s, i) for i in range(3) for s in range(len(shards))]  # interleaved, as a batch reads
+    with reader.holding():
+        got = [reader.read("bb", "train", s, i) for s, i in wanted]
+        held = reader.metrics()
+        cache = ShardCache(cache_dir)
+        busy = [cache._lock_entry(cache.key(s.url), fcntl.LOCK_EX | fcntl.LOCK_NB) for s in shards]
+    assert busy == [None] * len(shards)  # in use (shared lock) for the whole block
+    assert held["cache_misses"] + held["cache_hits"] == len(shards)  # one acquire per shard, not per sample
+    free = [cache._lock_entry(cache.key(s.url), fcntl.LOCK_EX | fcntl.LOCK_NB) for s in shards]
+    assert None not in free  # all released at the end of the block
+    for fd in free:
+        os.close(fd)
+    expected = [open_reader(local).read("bb", "train", s, i) for s, i in wanted]
+    np.testing.assert_array_equal(np.stack(got), np.stack(expected))
+    reader.close()
