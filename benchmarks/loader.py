@@ -47,8 +47,8 @@ from loader_corpora import SPECS, build_corpora, corpus_facts, mixture_weights  
 from loader_peers import DEFAULT_LOADERS, LOADERS, RunSpec, open_loader, preimport  # noqa: E402
 
 STORAGES = ("local", "s3", "s3-latency")
-METRICS = ("samples_per_s", "tokens_per_s", "first_batch_s", "resume_s", "peak_rss_mb", "peak_pss_mb",
-           "batch_comp_err")
+METRICS = ("samples_per_s", "tokens_per_s", "first_batch_s", "import_s", "resume_s", "peak_rss_mb",
+           "peak_pss_mb", "batch_comp_err")
 PEERS = ("mosaic", "webdataset")
 
 
@@ -168,8 +168,13 @@ def measure(run: RunSpec, warmup: int, batches: int, resume_at: int) -> dict:
 def run_one(argv_json: str) -> int:
     job = json.loads(argv_json)
     run = RunSpec(**job["run"])
-    preimport(run.loader)
-    print(json.dumps(measure(run, job["warmup"], job["batches"], job["resume_at"])), flush=True)
+    import torch.utils.data  # noqa: F401  (every loader needs it: not counted)
+
+    started = time.perf_counter()
+    preimport(run.loader)  # reported as import_s: climbstream loads its compiled kernels here
+    import_s = time.perf_counter() - started
+    result = measure(run, job["warmup"], job["batches"], job["resume_at"])
+    print(json.dumps(dict(result, import_s=import_s)), flush=True)
     return 0
 
 
@@ -235,12 +240,15 @@ def targets(runs: list[dict]) -> list[dict]:
         need = 1.5 if cs["latency_ms"] else 1.0
         best = max(peers, key=lambda r: r["samples_per_s"], default=None)
         first = min((r["first_batch_s"] for r in peers), default=None)
+        first_total = min((r["first_batch_s"] + (r["import_s"] or 0) for r in peers), default=None)
+        cs_total = cs["first_batch_s"] + (cs["import_s"] or 0)
         ratio = cs["samples_per_s"] / best["samples_per_s"] if best else None
         out.append({
             "corpus": cs["corpus"], "storage": cs["storage"], "latency_ms": cs["latency_ms"],
             "best_peer": best["loader"] if best else None, "throughput_ratio": ratio, "required_ratio": need,
             "throughput_ok": None if ratio is None else ratio >= need,
             "first_batch_ok": None if first is None else cs["first_batch_s"] <= first,
+            "first_batch_with_import_ok": None if first_total is None else cs_total <= first_total,
             "batch_comp_err": cs["batch_comp_err"], "comp_err_ok": cs["batch_comp_err"] < 2,
         })
     return out
@@ -318,22 +326,23 @@ def markdown(result: dict) -> str:
         f"Machine: {m['cpu']} ({m['cpus']} CPUs), Python {m['python']}; "
         + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
         "",
-        "| corpus | storage | +RTT ms | loader | samples/s | tokens/s | first batch s | resume s | "
+        "| corpus | storage | +RTT ms | loader | samples/s | tokens/s | first batch s | import s | resume s | "
         "peak RSS MB | batch comp. err | repeats | error |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in result["runs"]:
         error = (r["error"] or "").replace("|", "/")[:80]
         lines.append(
             f"| {r['corpus']} | {r['storage']} | {r['latency_ms']:g} | {r['loader']} | {_fmt(r['samples_per_s'])} | "
-            f"{_fmt(r['tokens_per_s'])} | {_fmt(r['first_batch_s'], 2)} | {_fmt(r['resume_s'], 2)} | "
+            f"{_fmt(r['tokens_per_s'])} | {_fmt(r['first_batch_s'], 2)} | {_fmt(r['import_s'], 2)} | "
+            f"{_fmt(r['resume_s'], 2)} | "
             f"{_fmt(r['peak_rss_mb'])} | {_fmt(r['batch_comp_err'], 2)} | {r['repeats']} | {error} |")
     lines += ["", "| corpus | storage | +RTT ms | best peer | climbstream / best peer samples/s | needed | "
-              "first batch no worse | comp. err < 2 |", "|---|---|---:|---|---:|---:|---|---|"]
+              "first batch no worse | with import | comp. err < 2 |", "|---|---|---:|---|---:|---:|---|---|---|"]
     for t in result["targets"]:
         lines.append(f"| {t['corpus']} | {t['storage']} | {t['latency_ms']:g} | {t['best_peer'] or '-'} | "
                      f"{_fmt(t['throughput_ratio'], 2)} | {t['required_ratio']:g} | {t['first_batch_ok']} | "
-                     f"{t['comp_err_ok']} |")
+                     f"{t['first_batch_with_import_ok']} | {t['comp_err_ok']} |")
     return "\n".join(lines) + "\n"
 
 

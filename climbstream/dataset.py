@@ -34,6 +34,11 @@ from climbstream.plan import Plan, plan_range
 from climbstream.state import StreamState, stages_from_state
 from climbstream.weight_spec import resolve_ratios
 from climbstream.weights import WEIGHT_TOTAL, integer_weights
+from climbstream.schedule.warm import warm_kernels
+
+# Load the compiled schedule kernels here, once, so the DataLoader workers forked later
+# inherit them instead of each paying ~0.6 s before its first batch (schedule/warm.py).
+warm_kernels()
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ import loader  # noqa: E402
 from delay_proxy import DelayProxy  # noqa: E402
 
 REQUIRED = ("loader", "storage", "latency_ms", "workers", "samples_per_s", "tokens_per_s", "first_batch_s",
-            "resume_s", "peak_rss_mb", "batch_comp_err", "corpus", "repeats", "error")
+            "import_s", "resume_s", "peak_rss_mb", "batch_comp_err", "corpus", "repeats", "error")
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_benchmark_prints_one_json_object_with_every_loader_and_field(bench_run)
         assert set(REQUIRED) <= set(run), run
         assert run["error"] is None, run
         assert (run["corpus"], run["storage"], run["latency_ms"], run["workers"], run["repeats"]) == ("tiny", "local", 0, 1, 1)
-        assert run["samples_per_s"] > 0 and run["first_batch_s"] > 0 and run["peak_rss_mb"] > 0
+        assert run["samples_per_s"] > 0 and run["first_batch_s"] > 0 and run["import_s"] > 0 and run["peak_rss_mb"] > 0
         # tokens/s counts real tokens: seq_len (64) per sample
         assert run["tokens_per_s"] == pytest.approx(run["samples_per_s"] * 64)
     assert {"torch", "mosaicml-streaming", "webdataset"} <= set(result["versions"])
@@ -86,10 +86,11 @@ def test_markdown_and_plot_are_written_into_the_results_dir(bench_run):
 
 def test_summary_takes_the_median_of_good_repeats_and_keeps_a_peer_error():
     base = {"corpus": "c", "storage": "s3", "latency_ms": 20.0, "workers": 2, "batch": 8}
-    raw = [dict(base, loader="mosaic", samples_per_s=v, first_batch_s=1.0, error=None) for v in (10.0, 30.0, 20.0)]
+    raw = [dict(base, loader="mosaic", samples_per_s=v, first_batch_s=1.0, import_s=0.25, error=None)
+           for v in (10.0, 30.0, 20.0)]
     raw.append(dict(base, loader="webdataset", error="exit code 1: boom"))
-    raw += [dict(base, loader="climbstream", samples_per_s=v, first_batch_s=0.5, batch_comp_err=1.0, error=None)
-            for v in (25.0, 35.0)]
+    raw += [dict(base, loader="climbstream", samples_per_s=v, first_batch_s=0.5, import_s=1.0, batch_comp_err=1.0,
+                 error=None) for v in (25.0, 35.0)]
     runs = {r["loader"]: r for r in loader.summarize(raw)}
     assert runs["mosaic"]["samples_per_s"] == 20.0 and runs["mosaic"]["repeats"] == 3
     assert runs["climbstream"]["samples_per_s"] == 30.0
@@ -99,6 +100,7 @@ def test_summary_takes_the_median_of_good_repeats_and_keeps_a_peer_error():
     # with added latency climbstream must reach 1.5x the best peer that ran: 30 / 20 = 1.5
     assert target["best_peer"] == "mosaic" and target["required_ratio"] == 1.5
     assert target["throughput_ok"] is True and target["first_batch_ok"] is True
+    assert target["first_batch_with_import_ok"] is False  # 0.5 + 1.0 > 1.0 + 0.25
 
 
 def _echo_server():
