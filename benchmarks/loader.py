@@ -171,7 +171,7 @@ def run_one(argv_json: str) -> int:
     import torch.utils.data  # noqa: F401  (every loader needs it: not counted)
 
     started = time.perf_counter()
-    preimport(run.loader)  # reported as import_s: climbstream loads its compiled kernels here
+    preimport(run.loader, run.remote)  # reported as import_s: climbstream loads its compiled kernels here
     import_s = time.perf_counter() - started
     result = measure(run, job["warmup"], job["batches"], job["resume_at"])
     print(json.dumps(dict(result, import_s=import_s)), flush=True)

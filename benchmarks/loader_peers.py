@@ -87,9 +87,17 @@ def open_loader(run: RunSpec, resume_at: int | None = None) -> Batches | None:
     raise ValueError(f"unknown loader {run.loader!r}; choose from {list(LOADERS)}")
 
 
-def preimport(loader: str) -> None:
-    """Import what `loader` needs, so that import time is not counted as time to first batch."""
+def preimport(loader: str, remote: bool = False) -> None:
+    """Import what `loader` needs, so that import time is not counted as time to first batch.
+
+    Every loader reaches S3 through boto3 (webdataset through `s3_gopen`), so remote runs
+    import it here for all of them alike.
+    """
     import torch.utils.data  # noqa: F401
+
+    if remote:
+        import boto3  # noqa: F401
+        import botocore.config  # noqa: F401
 
     if loader.startswith("climbstream"):
         import climbstream.dataset  # noqa: F401
