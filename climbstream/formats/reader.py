@@ -295,10 +295,9 @@ class SampleReader:
     def _shards_in_use(self) -> int:
         """Shards pinned at once on this machine: readers x K x (2 x depth + 1).
 
-        Up to K x (depth + 1) shards of the current and next batch are in use while read
-        (every worker reads all K languages at once), and `depth` more are prefetched.
-        (Holding shards open across reads, and prefetching K x depth ahead, both made
-        two workers sharing one cache hang in some runs; the cause is not yet found.)
+        A batch is read inside one `holding()` block, so its shards (every worker reads all
+        K languages at once; K x (depth + 1) are allowed for) are in use while it is read,
+        and the prefetcher keeps K x depth more fetched ahead.
         """
         return self.readers_sharing_cache * len(self.manifest.languages) * (2 * self.prefetch_depth + 1)
 
@@ -309,7 +308,8 @@ class SampleReader:
 
             cache = ShardCache(self.cache_dir, limit_bytes=self.cache_limit_bytes)
             cache.check_capacity(_largest_shard_bytes(self.manifest), self._shards_in_use())
-            self._prefetcher = Prefetcher(cache, self._get_store(), depth=self.prefetch_depth)
+            window = len(self.manifest.languages) * self.prefetch_depth  # every batch reads all K languages
+            self._prefetcher = Prefetcher(cache, self._get_store(), depth=window, threads=min(8, max(1, window)))
         return self._prefetcher
 
 
