@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import json
 import os
 import platform
@@ -168,6 +169,10 @@ def measure(run: RunSpec, warmup: int, batches: int, resume_at: int) -> dict:
 def run_one(argv_json: str) -> int:
     job = json.loads(argv_json)
     run = RunSpec(**job["run"])
+    # SIGUSR1 dumps every thread's stack to stderr, here and in the DataLoader workers
+    # forked later (they inherit the handler): the parent asks for it before killing a
+    # run that timed out, so a stall says where it stalled.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     import torch.utils.data  # noqa: F401  (every loader needs it: not counted)
 
     started = time.perf_counter()
@@ -190,10 +195,15 @@ def spawn_run(run: RunSpec, args, env: dict) -> dict:
         try:
             stdout, _ = proc.communicate(timeout=args.run_timeout_s)
         except subprocess.TimeoutExpired:
+            stall = _dump_stall(proc.pid, err, run)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
-            return {"error": f"timed out after {args.run_timeout_s}s"}
+            return {"error": f"timed out after {args.run_timeout_s}s (stacks of every process: {stall})"}
+        except BaseException:  # interrupted: leave no run behind
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            raise
         finally:
             shutil.rmtree(run.cache_dir, ignore_errors=True)
         err.seek(0)
@@ -203,6 +213,20 @@ def spawn_run(run: RunSpec, args, env: dict) -> dict:
         tail = [ln for ln in stderr.strip().splitlines() if ln.strip()][-3:]
         return {"error": f"exit code {proc.returncode}: " + " | ".join(tail)[-600:]}
     return json.loads(lines[-1])
+
+
+def _dump_stall(pgid: int, err, run: RunSpec) -> str:
+    """Ask every process of a stalled run for its stacks; save them with the file locks held."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGUSR1)
+    time.sleep(2)
+    path = f"{run.cache_dir.rstrip('/')}-stall-{int(time.time())}.txt"
+    err.seek(0)
+    with open(path, "w") as f:
+        f.write(err.read())
+        with contextlib.suppress(OSError):
+            f.write("\n/proc/locks:\n" + open("/proc/locks").read())
+    return path
 
 
 def median(values: list[float]) -> float | None:
@@ -415,6 +439,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.run_one:
         return run_one(args.run_one)
+    # A TERM (say from `timeout`) unwinds like Ctrl-C: the current run's process group, the
+    # S3 server and the delay proxy are stopped instead of outliving the benchmark.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     result = run_matrix(args)
     text = json.dumps(result, indent=1)
     print(text)

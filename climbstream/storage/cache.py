@@ -5,13 +5,22 @@ directory. Coordination is by fcntl.flock on one lock file per shard, so a proce
 dies (even by SIGKILL) releases its locks through the kernel: no shared memory, no stale
 lock to clean by hand.
 
-- A reader holds a shared lock on the shard for as long as it uses the file ("in use").
-- A downloader holds an exclusive lock, so concurrent readers of a missing shard wait for
-  the one download instead of starting their own.
-- Eviction (least recently used first, by the time of the last acquire) takes a shard's
-  exclusive lock without blocking and skips the shard if that fails, so a shard in use is
-  never evicted. It only considers entries in the cache's own index, so it never deletes
-  a file it did not download.
+Each shard has two lock files:
+
+- "use" (`locks/<key>.lock`): a reader holds it shared for as long as it uses the file.
+  A downloader holds it shared too while it fills the entry, so eviction skips it.
+- "fetch" (`locks/<key>.fetch`): a downloader holds it exclusively, so concurrent
+  readers of a missing shard wait for the one download instead of starting their own.
+  A waiter holds no use lock of that shard while it waits, and a downloader never needs
+  the use lock exclusively, so waiting on a download never waits for readers.
+  (With one lock per shard, a process that saw a shard missing asked for it exclusively
+  to download it, and then waited for every reader of the shard the other process had
+  meanwhile finished downloading; two workers, each holding the shards of its batch,
+  deadlocked that way in about one run in twenty.)
+- Eviction (least recently used first, by the time of the last acquire) takes both locks
+  of a shard without blocking and skips the shard if that fails, so a shard in use or
+  being downloaded is never evicted. It only considers entries in the cache's own index,
+  so it never deletes a file it did not download.
 - When every resident shard is in use the limit is exceeded (with a warning) rather than
   waiting: a cache that waits for space can deadlock workers that each hold shards.
   `check_capacity` rejects limits too small for the configured reading pattern up front.
@@ -19,8 +28,8 @@ lock to clean by hand.
 Local sources (plain paths, file://) are returned in place, never copied.
 
 Layout under root_dir: `data/<key>` (the shards), `index/<key>.json` (what this cache
-downloaded: url, bytes, sha256, complete), `locks/<key>.lock`, `cache.lock` (guards the
-space accounting). `<key>` is a hash of the URL followed by its file name.
+downloaded: url, bytes, sha256, complete), `locks/<key>.lock` and `locks/<key>.fetch`, `cache.lock`
+(guards the space accounting). `<key>` is a hash of the URL followed by its file name.
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ from climbstream.storage.retry import IntegrityError, ObjectNotFoundError
 
 log = logging.getLogger(__name__)
 INDEX_VERSION = 1
+_USE, _FETCH = ".lock", ".fetch"  # lock file suffixes (see the module docstring)
 
 
 def _human(n: int) -> str:
@@ -147,13 +157,18 @@ class ShardCache:
             finally:
                 if fd is not None:
                     os.close(fd)
-            # Not there: take the exclusive lock; whoever got it first downloads, others wait.
-            fd = self._lock_entry(key, fcntl.LOCK_EX)
+            # Not there: whoever takes the fetch lock first downloads; the others wait for it
+            # holding nothing of this shard, then find it complete on the next turn.
+            fetch_fd = self._lock_entry(key, fcntl.LOCK_EX, _FETCH)
             try:
-                if not self._is_complete(key, size, sha256):
-                    downloaded += self._fill(key, url, store, size, sha256)
+                use_fd = self._lock_entry(key, fcntl.LOCK_SH)  # keeps eviction off the entry being filled
+                try:
+                    if not self._is_complete(key, size, sha256):
+                        downloaded += self._fill(key, url, store, size, sha256)
+                finally:
+                    os.close(use_fd)
             finally:
-                os.close(fd)
+                os.close(fetch_fd)
 
     def key(self, url: str) -> str:
         """The file name of `url` in the cache: a URL hash, then the URL's own file name."""
@@ -174,6 +189,9 @@ class ShardCache:
     # -- internals ---------------------------------------------------------------------
     def _data_path(self, key: str) -> str:
         return os.path.join(self.root, "data", key)
+
+    def _lock_path(self, key: str, kind: str = _USE) -> str:
+        return os.path.join(self.root, "locks", key + kind)
 
     def _marker_path(self, key: str) -> str:
         return os.path.join(self.root, "index", key + ".json")
@@ -203,13 +221,13 @@ class ShardCache:
             )
         return CachedShard(url, path, hit=True)
 
-    def _lock_entry(self, key: str, mode: int) -> int | None:
-        """An fd holding flock `mode` on the shard's lock file (None if LOCK_NB would block).
+    def _lock_entry(self, key: str, mode: int, kind: str = _USE) -> int | None:
+        """An fd holding flock `mode` on the shard's `kind` lock file (None if LOCK_NB would block).
 
         Eviction unlinks lock files while holding them; a lock taken on an unlinked file
         guards nothing, so the inode is checked against the path and the open retried.
         """
-        path = os.path.join(self.root, "locks", key + ".lock")
+        path = self._lock_path(key, kind)
         while True:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -330,15 +348,21 @@ class ShardCache:
         for entry in sorted(entries, key=lambda e: (e["mtime_ns"], e["key"])):
             if freed >= needed:
                 break
-            fd = self._lock_entry(entry["key"], fcntl.LOCK_EX | fcntl.LOCK_NB)
+            key = entry["key"]
+            fd = self._lock_entry(key, fcntl.LOCK_EX | fcntl.LOCK_NB)
             if fd is None:
-                continue  # in use (or being downloaded) by some process
+                continue  # in use (or being filled) by some process
+            fetch_fd = self._lock_entry(key, fcntl.LOCK_EX | fcntl.LOCK_NB, _FETCH)
+            if fetch_fd is None:
+                os.close(fd)
+                continue  # a download of it is starting
             try:
-                for path in (self._data_path(entry["key"]), self._marker_path(entry["key"]),
-                             os.path.join(self.root, "locks", entry["key"] + ".lock")):
+                for path in (self._data_path(key), self._marker_path(key), self._lock_path(key, _FETCH),
+                             self._lock_path(key)):
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(path)
             finally:
+                os.close(fetch_fd)
                 os.close(fd)
             freed += entry["bytes"]
             self._count(evictions=1, evicted_bytes=entry["bytes"])

@@ -225,3 +225,36 @@ def test_process_killed_mid_download_does_not_block_the_next_one(s3_bucket, shar
             assert f.read() == data
     assert cache.stats()["misses"] == 1
     assert sorted(os.listdir(root / "data")) == [cache.key(url)]
+
+
+
+def test_a_process_that_saw_a_shard_missing_does_not_wait_for_its_readers_once_it_is_there(
+        s3_bucket, shards, tmp_path):
+    """Two workers sharing a cache each hold the shards of their batch while they read the
+    next. A worker that looked for a shard just before the other finished downloading it
+    must not then need it free of readers: with one lock per shard it asked for that lock
+    exclusively, and the two workers deadlocked (about one benchmark run in twenty)."""
+    import threading
+
+    url, data = next(iter(shards.items()))
+    store = open_store(url, s3_bucket.options())
+    cache = ShardCache(tmp_path / "cache", None)
+    held = cache.open(url, store, size=len(data))  # downloaded and kept by the other worker
+    looked_early = ShardCache(tmp_path / "cache", None)
+    really_complete = looked_early._is_complete
+    looks = []
+
+    def first_look_misses(*args):  # its first look came just before the download finished
+        looks.append(args)
+        return len(looks) > 1 and really_complete(*args)
+
+    looked_early._is_complete = first_look_misses
+    got: dict = {}
+    waiter = threading.Thread(target=lambda: got.update(shard=looked_early.open(url, store, size=len(data))),
+                              daemon=True)
+    waiter.start()
+    waiter.join(15)
+    assert not waiter.is_alive(), "it waits for the other worker to release a shard it holds for its batch"
+    assert got["shard"].hit and open(got["shard"].path, "rb").read() == data
+    got["shard"].release()
+    held.release()
