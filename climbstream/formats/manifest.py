@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from climbstream.errors import ManifestError
+from climbstream.storage.remote import is_remote, join_url, local_path
 
 log = logging.getLogger(__name__)
 
@@ -32,23 +33,6 @@ MANIFEST_VERSION = 1
 FORMATS = ("mds", "wds")
 SPLITS = ("train", "heldout")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-def is_remote(url: str) -> bool:
-    """True for URLs with a scheme (s3://, gs://, ...); False for local paths and file://."""
-    return "://" in url and not url.startswith("file://")
-
-
-def local_path(url: str) -> str:
-    """The local path of a local URL (strips file://)."""
-    return url[len("file://"):] if url.startswith("file://") else url
-
-
-def join(root: str, path: str) -> str:
-    """Join a manifest-relative path onto a root URL or local folder."""
-    if is_remote(root):
-        return root.rstrip("/") + "/" + path.lstrip("/")
-    return os.path.join(local_path(root), *path.split("/"))
 
 
 @dataclass(frozen=True)
@@ -89,7 +73,7 @@ class Manifest:
                 self._shards[(lang, split)] = [
                     ShardInfo(
                         path=s["path"], samples=int(s["samples"]), tokens=int(s["tokens"]),
-                        bytes=int(s["bytes"]), sha256=s["sha256"], url=join(root, s["path"]),
+                        bytes=int(s["bytes"]), sha256=s["sha256"], url=join_url(root, s["path"]),
                         lang=lang, split=split, index=i,
                         extra={k: v for k, v in s.items() if k not in _SHARD_KEYS},
                     )
@@ -109,7 +93,7 @@ class Manifest:
             root = url.rsplit("/", 1)[0] if "/" in url else "."
         else:
             root = url.rstrip("/") or "/"
-            file_url = join(root, MANIFEST_NAME)
+            file_url = join_url(root, MANIFEST_NAME)
         if not is_remote(root):
             root = os.path.abspath(local_path(root))
             file_url = os.path.abspath(local_path(file_url))

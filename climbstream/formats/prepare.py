@@ -21,7 +21,8 @@ from typing import Any
 
 from climbstream.errors import ConfigError
 from climbstream.formats.corpus import Corpus
-from climbstream.formats.manifest import MANIFEST_NAME, MANIFEST_VERSION, Manifest, is_remote, to_json
+from climbstream.formats.manifest import MANIFEST_NAME, MANIFEST_VERSION, Manifest, to_json
+from climbstream.storage.remote import is_remote
 from climbstream.formats.packing import Packer, is_heldout
 from climbstream.formats.tokenizer import ByteTokenizer
 from climbstream.formats.writers import open_split_writer, token_dtype

@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from climbstream.errors import ConfigError, ManifestError
-from climbstream.formats.manifest import Manifest, ShardInfo, is_remote, local_path
+from climbstream.formats.manifest import Manifest, ShardInfo
+from climbstream.storage.remote import is_remote, local_path
 from climbstream.formats.mds import MdsHeader, ShardFormatError, decode_column, header_prefix_bytes, parse_header
 from climbstream.formats.wds import token_offset
 

@@ -21,7 +21,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from climbstream.errors import ConfigError, ManifestError
-from climbstream.formats.manifest import MANIFEST_NAME, MANIFEST_VERSION, Manifest, is_remote, local_path, to_json
+from climbstream.formats.manifest import MANIFEST_NAME, MANIFEST_VERSION, Manifest, to_json
+from climbstream.storage.remote import is_remote, local_path
 from climbstream.formats.mds import ShardFormatError, decode_column, parse_header
 from climbstream.formats.wds import encode_offsets, scan_tar
 

@@ -45,6 +45,23 @@ def url_scheme(url: str) -> str:
     return url.split("://", 1)[0].lower() or "file"
 
 
+def is_remote(url: str) -> bool:
+    """True for URLs with a scheme other than file:// (s3://, gs://, ...)."""
+    return url_scheme(url) != "file"
+
+
+def local_path(url: str) -> str:
+    """The filesystem path of a plain path or a file:// URL (StorageError for anything else)."""
+    if url.startswith("file://"):
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            raise StorageError(f"{url}: file:// URLs must name a local path (file:///abs/path)")
+        return unquote(parts.path)
+    if "://" in url:
+        raise StorageError(f"{url}: not a local path or file:// URL")
+    return url
+
+
 def join_url(root: str, relative: str) -> str:
     """`relative` resolved against the directory URL `root`; absolute paths and URLs win."""
     if "://" in relative or relative.startswith("/") or not root:
@@ -212,14 +229,7 @@ class LocalStore(ObjectStore):
     is_local = True
 
     def local_path(self, url: str) -> str:
-        if url.startswith("file://"):
-            parts = urlsplit(url)
-            if parts.netloc not in ("", "localhost"):
-                raise StorageError(f"{url}: file:// URLs must name a local path (file:///abs/path)")
-            return unquote(parts.path)
-        if "://" in url:
-            raise StorageError(f"{url}: not a local path or file:// URL")
-        return url
+        return local_path(url)
 
     def read_bytes(self, url: str, start: int | None = None, end: int | None = None) -> bytes:
         start, end = check_range(url, start, end)
