@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 
 from climbstream.formats.manifest import MANIFEST_NAME
 
@@ -51,10 +50,6 @@ def run_demo(out_dir: str = "out/demo", *, steps: int = 240, seed: int = 0, num_
 
     corpus = ensure_gettext_corpus(os.path.join(out_dir, "corpus"), progress=progress)
     train_dir = os.path.join(out_dir, "train")
-    # Each demo trains from step 0 (the corpus is kept): a rerun shows the whole run again,
-    # and never resumes a checkpoint an older version wrote.
-    for stale in (train_dir, os.path.join(out_dir, "report")):
-        shutil.rmtree(stale, ignore_errors=True)
     cfg = TrainConfig(
         corpus=corpus, out_dir=train_dir, weights={"method": "temperature", "alpha": 0.3, "e_max": 8.0},
         steps=steps, global_batch=16, seed=seed, checkpoint_every=resolve_every, resolve_every=resolve_every,

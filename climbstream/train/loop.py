@@ -207,7 +207,7 @@ def _restore(cfg, model, opt, sched, stream, tracker, reweighter) -> int:
     stream.load_state_dict(state["data"], where=path)
     tracker.load_state_dict(state["tracker"])
     if reweighter is not None and state.get("reweighter") is not None:
-        reweighter.load_state_dict(state["reweighter"])
+        reweighter.load_state_dict(state["reweighter"], where=f"{path}: reweighter")
     torch.set_rng_state(state["rng"])
     log.info("resumed from %s at step %d (position %d)", path, state["step"], stream.position)
     return int(state["step"])

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
-from climbstream.errors import ClimbstreamError, ConfigError, check_version
+from climbstream.errors import ClimbstreamError, ConfigError, StateError, check_version
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +132,15 @@ class Reweighter:
         return {"version": STATE_VERSION, "languages": self.languages, "decisions": list(self.decisions),
                 "history": list(self.history)}
 
-    def load_state_dict(self, state: Mapping) -> None:
-        """Restore decisions saved by `state_dict`."""
-        check_version(state.get("version"), STATE_VERSION, "Reweighter state")
+    def load_state_dict(self, state: Mapping, where: str = "Reweighter state") -> None:
+        """Restore decisions saved by `state_dict`; `where` names the checkpoint in errors."""
+        check_version(state.get("version"), STATE_VERSION, where)
+        missing = [key for key in ("languages", "decisions", "history") if key not in state]
+        if missing:
+            raise StateError(f"{where}: the re-solving state lacks {missing} (an earlier climbstream wrote it); "
+                             f"start the run afresh (a new out_dir, or 'climbstream demo --fresh' for the demo)")
         if list(state["languages"]) != self.languages:
-            raise ConfigError(f"Reweighter state: saved for {state['languages']}, this run has {self.languages}")
+            raise ConfigError(f"{where}: saved for {state['languages']}, this run has {self.languages}")
         self.decisions = [dict(d) for d in state["decisions"]]
         self.history = []
         self._seen = set()
