@@ -28,7 +28,7 @@ def test_demo_runs_end_to_end_and_a_rerun_reuses_the_finished_run(tmp_path):
     losses = _loss_lines(out)
     again = run_demo(out, steps=24, resolve_every=12, num_workers=0, progress=False)
     assert _loss_lines(out) == losses  # resumed at its end: nothing trained or logged twice
-    for key in ("tokens_per_language", "stages", "report_text"):
+    for key in ("tokens_per_language", "final_heldout_loss", "stages", "report_text"):
         assert again[key] == first[key]
 
     # A checkpoint whose re-solving state an earlier version wrote fails clearly, naming it.
