@@ -285,9 +285,14 @@ class ShardCache:
     def _fill(self, key: str, url: str, store: ObjectStore, size: int | None, sha256: str | None) -> int:
         """Download `url` under the shard's exclusive lock; returns the bytes downloaded."""
         data_path = self._data_path(key)
-        for stale in glob.glob(glob.escape(data_path + TEMP_MARKER) + "*"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(stale)  # left by a downloader that died; we hold the lock it held
+        previous = self._read_marker(key)
+        if previous is not None and not previous.get("complete"):
+            # A downloader died mid-way (its reservation is still there, and we hold the fetch
+            # lock it held): remove its partial file. Only then, as the scan lists the whole
+            # data folder, which grows with the cache.
+            for stale in glob.glob(glob.escape(data_path + TEMP_MARKER) + "*"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(stale)
         if size is None:
             size = store.size(url)
         marker = {"version": INDEX_VERSION, "url": url, "bytes": int(size),
