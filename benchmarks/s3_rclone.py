@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
-import subprocess
 import sys
-import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from processes import stop_process  # benchmarks/ is on sys.path: run as scripts
+from processes import LoopbackServer  # benchmarks/ is on sys.path: run as scripts
 
 log = logging.getLogger(__name__)
 
@@ -52,76 +48,36 @@ def rclone_binary() -> str:
     return found
 
 
-class RcloneS3Server:
+class RcloneS3Server(LoopbackServer):
     """`rclone serve s3 ROOT` on 127.0.0.1 with one --auth-key pair; a context manager."""
+
+    name = "rclone serve s3"
 
     def __init__(self, root: str, access_key_id: str = ACCESS_KEY_ID,
                  secret_access_key: str = SECRET_ACCESS_KEY):
         self.root = os.path.abspath(root)
         self.access_key_id, self.secret_access_key = access_key_id, secret_access_key
-        self._log = tempfile.NamedTemporaryFile(prefix="rclone-s3-", suffix=".log", delete=False)
-        self.log_path = self._log.name
-        env = dict(os.environ, RCLONE_CONFIG=os.devnull)
-        self.process = subprocess.Popen(
+        super().__init__(
             [rclone_binary(), "serve", "s3", self.root, "--addr", "127.0.0.1:0",
              "--auth-key", f"{access_key_id},{secret_access_key}", "--no-modtime",
              "--etag-hash", "", "--log-level", "NOTICE"],
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-        )
-        try:
-            self.endpoint_url = self._wait_until_listening()
-        except BaseException:
-            self.close()
-            raise
+            dict(os.environ, RCLONE_CONFIG=os.devnull),
+            r"Starting s3 server on \[(http://127\.0\.0\.1:\d+)/?\]", _START_TIMEOUT_S)
         log.info("rclone serve s3 %s at %s", self.root, self.endpoint_url)
 
-    @property
-    def port(self) -> int:
-        return int(self.endpoint_url.rsplit(":", 1)[1])
-
-    def _wait_until_listening(self) -> str:
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        endpoint = None
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"rclone serve s3 exited with {self.process.returncode}: {self.log_text()}")
-            if endpoint is None:
-                match = re.search(r"Starting s3 server on \[(http://127\.0\.0\.1:\d+)/?\]", self.log_text())
-                endpoint = match.group(1) if match else None
-            if endpoint is not None:
-                try:  # any HTTP answer (403 without a signature) means it serves
-                    urllib.request.urlopen(endpoint + "/", timeout=2).close()
-                    return endpoint
-                except urllib.error.HTTPError:
-                    return endpoint
-                except (urllib.error.URLError, OSError):
-                    pass
-            time.sleep(0.05)
-        raise RuntimeError(f"rclone serve s3 did not answer within {_START_TIMEOUT_S}s: {self.log_text()}")
-
-    def log_text(self) -> str:
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
+    def answers(self, endpoint: str) -> bool:
+        try:  # any HTTP answer (403 without a signature) means it serves
+            urllib.request.urlopen(endpoint + "/", timeout=2).close()
+            return True
+        except urllib.error.HTTPError:
+            return True
+        except (urllib.error.URLError, OSError):
+            return False
 
     def env(self, endpoint_url: str | None = None) -> dict[str, str]:
         """AWS_* (and mosaicml-streaming's S3_ENDPOINT_URL) for clients of this server."""
         endpoint = endpoint_url or self.endpoint_url
         return s3_client_env(endpoint, self.access_key_id, self.secret_access_key)
-
-    def close(self) -> None:
-        """Stop the server (terminate, then kill after 10 s) and remove its log."""
-        stop_process(self.process)
-        self._log.close()
-        try:
-            os.unlink(self.log_path)
-        except FileNotFoundError:
-            pass
-
-    def __enter__(self) -> "RcloneS3Server":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def s3_client_env(endpoint_url: str, access_key_id: str = ACCESS_KEY_ID,

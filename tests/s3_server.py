@@ -23,11 +23,8 @@ from __future__ import annotations
 import http.client
 import http.server
 import os
-import re
 import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -39,7 +36,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from benchmarks.processes import stop_process
+from benchmarks.processes import LoopbackServer
 
 REGION = "us-east-1"
 ACCESS_KEY_ID = "testing"
@@ -57,45 +54,23 @@ def _moto_server_executable() -> str:
     return found
 
 
-class S3Server:
+class S3Server(LoopbackServer):
     """A `moto_server` subprocess listening on a loopback port picked by the OS."""
 
+    name = "moto_server"
+
     def __init__(self) -> None:
-        self._log = tempfile.NamedTemporaryFile(prefix="moto-server-", suffix=".log", delete=False)
-        self.log_path = self._log.name
         env = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET_ACCESS_KEY,
                    AWS_DEFAULT_REGION=REGION, PYTHONUNBUFFERED="1")
-        self.process = subprocess.Popen(
-            [_moto_server_executable(), "-H", "127.0.0.1", "-p", "0"],
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-        )
+        super().__init__([_moto_server_executable(), "-H", "127.0.0.1", "-p", "0"], env,
+                         r"Running on (http://127\.0\.0\.1:\d+)", _START_TIMEOUT_S)
+
+    def answers(self, endpoint: str) -> bool:
         try:
-            self.endpoint_url = self._wait_until_answering()
-        except BaseException:
-            self.close()
-            raise
-
-    def _wait_until_answering(self) -> str:
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        endpoint = None
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"moto_server exited with {self.process.returncode}: {self._log_text()}")
-            if endpoint is None:
-                match = re.search(r"Running on (http://127\.0\.0\.1:\d+)", self._log_text())
-                endpoint = match.group(1) if match else None
-            if endpoint is not None:
-                try:
-                    with urllib.request.urlopen(endpoint + "/moto-api/data.json", timeout=2):
-                        return endpoint
-                except (urllib.error.URLError, ConnectionError, OSError):
-                    pass
-            time.sleep(0.05)
-        raise RuntimeError(f"moto_server did not answer within {_START_TIMEOUT_S}s: {self._log_text()}")
-
-    def _log_text(self) -> str:
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
+            with urllib.request.urlopen(endpoint + "/moto-api/data.json", timeout=2):
+                return True
+        except (urllib.error.URLError, ConnectionError, OSError):
+            return False
 
     def reset(self) -> None:
         """Forget every bucket and object (POST /moto-api/reset)."""
@@ -103,13 +78,6 @@ class S3Server:
         with urllib.request.urlopen(req, timeout=10):
             pass
 
-    def close(self) -> None:
-        stop_process(self.process)
-        self._log.close()
-        try:
-            os.unlink(self.log_path)
-        except FileNotFoundError:
-            pass
 
 
 @dataclass
