@@ -91,7 +91,8 @@ class SampleReader:
         self._headers: dict[str, MdsHeader] = {}
         self._store = None
         self._prefetcher = None
-        self._held: dict[str, tuple[Any, int]] | None = None  # url -> (cache handle, fd) inside holding()
+        self._held: dict[str, int] | None = None  # url -> open fd of the cached shard, inside holding()
+        self._held_stack = contextlib.ExitStack()  # releases them when the block ends
         self._wait_s = 0.0
         self._range_bytes = 0
         self._reads = 0
@@ -230,24 +231,16 @@ class SampleReader:
         return parse_header(head, info.where, info.samples, info.bytes)
 
     def _held_source(self, info: ShardInfo) -> "_FileSource":
-        held = self._held.get(info.url)
-        if held is None:
-            handle = self._get_prefetcher().get(info.url, info.bytes, info.sha256)
-            path = handle.__enter__()
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except BaseException:
-                handle.__exit__(None, None, None)
-                raise
-            held = self._held[info.url] = (handle, fd)
-        handle, fd = held
+        fd = self._held.get(info.url)
+        if fd is None:
+            path = self._held_stack.enter_context(self._get_prefetcher().get(info.url, info.bytes, info.sha256))
+            fd = self._held[info.url] = os.open(path, os.O_RDONLY)
+            self._held_stack.callback(os.close, fd)
         return _FileSource(None, info, fd)
 
     def _release_held(self) -> None:
-        held, self._held = self._held, None
-        for handle, fd in (held or {}).values():
-            os.close(fd)
-            handle.__exit__(None, None, None)
+        self._held = None
+        self._held_stack.close()  # closes the files, then releases the shards, newest first
 
     def _source(self, info: ShardInfo) -> "_Source":
         if self.local:
