@@ -1,7 +1,7 @@
 """The node-local shard cache: each remote shard downloaded once per machine.
 
 All DataLoader workers and all ranks of a machine point a ShardCache at the same
-directory. Coordination is by fcntl.flock on one lock file per shard, so a process that
+directory. Coordination is by fcntl.flock on lock files (two per shard), so a process that
 dies (even by SIGKILL) releases its locks through the kernel: no shared memory, no stale
 lock to clean by hand.
 
@@ -283,7 +283,7 @@ class ShardCache:
             os.utime(self._marker_path(key), ns=(now, now))
 
     def _fill(self, key: str, url: str, store: ObjectStore, size: int | None, sha256: str | None) -> int:
-        """Download `url` under the shard's exclusive lock; returns the bytes downloaded."""
+        """Download `url` holding the shard's fetch lock (and its use lock shared); returns the bytes."""
         data_path = self._data_path(key)
         previous = self._read_marker(key)
         if previous is not None and not previous.get("complete"):
