@@ -20,6 +20,11 @@ class StorageOptions:
     Retries use exponential backoff with full jitter: attempt n (from 0) sleeps a uniform
     time in [0, min(retry_max_s, retry_base_s * 2**n)], for at most `max_retries` retries
     after the first attempt. `extra` is passed unchanged to fsspec filesystems.
+
+    `direct_get`: S3 GETs (shard downloads and range reads) are signed and sent by
+    climbstream's own client (storage/s3_direct.py, a sixth of boto3's CPU per request);
+    credentials, endpoint and addressing still come from boto3. False sends every request
+    through boto3. Either way a proxy from the environment sends them through boto3.
     """
 
     endpoint_url: str | None = None
@@ -33,6 +38,7 @@ class StorageOptions:
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 60.0
     addressing_style: str = "auto"
+    direct_get: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -1,5 +1,9 @@
 """s3:// URLs through boto3, with our own retries and a client per process.
 
+GETs (shard downloads, range reads) go through s3_direct.DirectGetter unless
+`StorageOptions.direct_get` is off: boto3 still supplies the credentials and the bucket's
+URL, and the errors are the same ClientErrors, so everything below applies to both.
+
 boto3 clients are not fork-safe: a client created before a DataLoader fork would share
 its connection pool with the parent. The client is therefore created lazily and re-created
 whenever `os.getpid()` changes. botocore's own retries are switched off so that the retry
@@ -13,6 +17,7 @@ from __future__ import annotations
 import http.client
 import logging
 import os
+import re
 import threading
 from builtins import ConnectionError as BuiltinConnectionError
 from collections.abc import Iterator
@@ -22,6 +27,9 @@ from climbstream.errors import ConfigError, StorageError
 from climbstream.storage.options import StorageOptions
 from climbstream.storage.remote import ObjectStore, check_length, check_range, join_url
 from climbstream.storage.retry import AccessDeniedError, ObjectNotFoundError
+from climbstream.storage.s3_direct import (
+    DirectGetter, UseBoto3, boto3_credentials, boto3_ssl_context, endpoint_from_presigned, proxy_applies,
+)
 
 log = logging.getLogger(__name__)
 MULTIPART_PART_BYTES = 64 << 20
@@ -29,6 +37,7 @@ _THROTTLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimi
                    "TooManyRequestsException", "RequestTimeout", "RequestTimeoutException",
                    "InternalError", "ServiceUnavailable"}
 _NOT_FOUND_CODES = {"404", "NoSuchKey", "NoSuchBucket", "NotFound"}
+_PLAIN_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")  # not an ARN or access point
 _DENIED_CODES = {"401", "403", "AccessDenied", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
 
 
@@ -81,6 +90,7 @@ class S3Store(ObjectStore):
         self._client_pid: int | None = None
         self._client_lock = threading.Lock()
         self.clients_created = 0  # per process; tests check a forked child makes its own
+        self._getters: dict[str, object] = {}  # bucket -> DirectGetter, or None for boto3
 
     @property
     def client(self):
@@ -92,6 +102,7 @@ class S3Store(ObjectStore):
             self._client = None
             self._client_pid = pid
             self.clients_created = 0
+            self._getters = {}
         if self._client is None:
             with self._client_lock:
                 if self._client is None:
@@ -116,6 +127,44 @@ class S3Store(ObjectStore):
         with _sessions_lock:  # a boto3 session is not thread-safe
             return _session(o).client("s3", endpoint_url=o.endpoint_url, config=config)
 
+    # -- direct GETs -------------------------------------------------------------------
+    def _getter(self, bucket: str) -> DirectGetter | None:
+        """This process's DirectGetter for `bucket`, or None where GETs go through boto3."""
+        getters = self._getters if self._client_pid == os.getpid() else None
+        if getters is not None and bucket in getters:
+            return getters[bucket]
+        client = self.client  # resets the per-process state after a fork
+        with self._client_lock:
+            if bucket not in self._getters:
+                self._getters[bucket] = self._make_getter(client, bucket)
+            return self._getters[bucket]
+
+    def _make_getter(self, client, bucket: str) -> DirectGetter | None:
+        o = self.options
+        if not o.direct_get or not _PLAIN_BUCKET.fullmatch(bucket):
+            return None
+        probe = "climbstream-probe"
+        try:
+            endpoint = endpoint_from_presigned(
+                client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": probe}, ExpiresIn=60),
+                probe, client.meta.region_name)
+        except UseBoto3 as exc:
+            log.info("s3://%s: GETs through boto3 (%s)", bucket, exc)
+            return None
+        if proxy_applies(endpoint.scheme, endpoint.host):
+            log.info("s3://%s: GETs through boto3, which applies the proxy configured in the environment", bucket)
+            return None
+        with _sessions_lock:
+            session = _session(o)
+        return DirectGetter(endpoint, boto3_credentials(session, _sessions_lock), o.connect_timeout_s,
+                            o.read_timeout_s, boto3_ssl_context() if endpoint.scheme == "https" else None)
+
+    def _stop_direct(self, bucket: str, reason: Exception) -> None:
+        log.warning("s3://%s: the server answered a direct GET with %s; this bucket's GETs go through boto3 "
+                    "from now on", bucket, reason)
+        with self._client_lock:
+            self._getters[bucket] = None
+
     # -- failure classification ----------------------------------------------------------
     def _is_retryable(self, exc: BaseException) -> bool:
         from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, IncompleteReadError
@@ -125,7 +174,7 @@ class S3Store(ObjectStore):
             code = str(exc.response.get("Error", {}).get("Code", ""))
             return status == 429 or status >= 500 or code in _THROTTLE_CODES
         # Builtin ConnectionError/TimeoutError only: other OSErrors (a full disk) will not heal by waiting.
-        return isinstance(exc, (ConnectionError, HTTPClientError, IncompleteReadError, http.client.IncompleteRead,
+        return isinstance(exc, (ConnectionError, HTTPClientError, IncompleteReadError, http.client.HTTPException,
                                 BuiltinConnectionError, TimeoutError))
 
     def _describe(self, exc: BaseException, url: str, action: str) -> StorageError:
@@ -164,6 +213,12 @@ class S3Store(ObjectStore):
             kwargs["Range"] = f"bytes={start}-" + ("" if end is None else str(end - 1))
 
         def read() -> bytes:
+            getter = self._getter(bucket)
+            if getter is not None:
+                try:
+                    return getter.get(key, start, end)
+                except UseBoto3 as exc:
+                    self._stop_direct(bucket, exc)
             response = self.client.get_object(Bucket=bucket, Key=key, **kwargs)
             return response["Body"].read()
 
@@ -182,6 +237,17 @@ class S3Store(ObjectStore):
 
     def _iter_chunks(self, url: str) -> Iterator[bytes]:
         bucket, key = split_s3_url(url)
+        getter = self._getter(bucket)
+        if getter is not None:
+            chunks = getter.iter_chunks(key)
+            try:
+                first = next(chunks, b"")  # a UseBoto3 answer comes before any byte
+            except UseBoto3 as exc:
+                self._stop_direct(bucket, exc)
+            else:
+                yield first
+                yield from chunks
+                return
         body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
         try:
             yield from body.iter_chunks(1 << 20)

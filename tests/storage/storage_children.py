@@ -46,3 +46,12 @@ def read_in_child(store, url, results):
     """Use a store built (and used) by the parent; report whether a new client was made."""
     data = store.read_bytes(url)
     results.put((id(store.client), store.clients_created, len(data)))
+
+
+def read_direct_in_child(store, url, results):
+    """Read `url` in a forked child; report (connections the child opened, bytes read)."""
+    from climbstream.storage.s3 import split_s3_url
+
+    data = store.read_bytes(url)
+    getter = store._getter(split_s3_url(url)[0])
+    results.put((getter.connections_opened, len(data)))
