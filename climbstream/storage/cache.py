@@ -17,7 +17,8 @@ Each shard has two lock files:
   to download it, and then waited for every reader of the shard the other process had
   meanwhile finished downloading; two workers, each holding the shards of its batch,
   deadlocked that way in about one run in twenty.)
-- Eviction (least recently used first, by the time of the last acquire) takes both locks
+- Eviction (least recently used first, by the time of the last acquire; only a cache
+  with a limit records acquire times, as only it evicts) takes both locks
   of a shard without blocking and skips the shard if that fails, so a shard in use or
   being downloaded is never evicted. It only considers entries in the cache's own index,
   so it never deletes a file it did not download.
@@ -108,6 +109,7 @@ class ShardCache:
         self._stats_lock = threading.Lock()
         self._stats = dict(hits=0, misses=0, bytes_downloaded=0, evictions=0, evicted_bytes=0)
         self._overflowed = False  # this process pushed the cache over its limit (all else in use)
+        self._verified: dict[str, tuple] = {}  # key -> ((inode, size, mtime_ns), bytes, sha256) seen complete
 
     # -- public ------------------------------------------------------------------------
     def check_capacity(self, largest_shard_bytes: int, shards_in_use: int) -> None:
@@ -148,7 +150,8 @@ class ShardCache:
             fd = self._lock_entry(key, fcntl.LOCK_SH)
             try:
                 if self._is_complete(key, size, sha256):
-                    self._touch(key)
+                    if self.limit_bytes is not None:  # only a cache with a limit evicts, by these times
+                        self._touch(key)
                     self._count(hits=int(downloaded == 0), misses=int(downloaded > 0), bytes_downloaded=downloaded)
                     shard = CachedShard(url, self._data_path(key), hit=downloaded == 0,
                                         bytes_downloaded=downloaded, _fd=fd, _cache=self)
@@ -264,17 +267,28 @@ class ShardCache:
         self._touch(key)
 
     def _is_complete(self, key: str, size: int | None, sha256: str | None) -> bool:
-        marker = self._read_marker(key)
-        if not marker or not marker.get("complete"):
-            return False
-        if size is not None and marker["bytes"] != size:
-            return False
-        if sha256 is not None and marker.get("sha256") not in (None, sha256.lower()):
-            return False
+        """Whether the entry is downloaded, verified, and matches `size` and `sha256`.
+
+        The index entry is read once per data file: a file this process found complete is
+        remembered by inode, size and mtime, and a later call that finds the same file
+        skips reading it again (a hit on every shard of every batch read the JSON; it was
+        a tenth of a worker's time). A shard evicted and downloaded again is a new file.
+        """
         try:
-            return os.path.getsize(self._data_path(key)) == marker["bytes"]
+            st = os.stat(self._data_path(key))
         except FileNotFoundError:
             return False
+        identity = (st.st_ino, st.st_size, st.st_mtime_ns)
+        known = self._verified.get(key)
+        if known is None or known[0] != identity:
+            marker = self._read_marker(key)
+            if not marker or not marker.get("complete") or marker["bytes"] != st.st_size:
+                return False
+            known = self._verified[key] = (identity, marker["bytes"], marker.get("sha256"))
+        _, nbytes, digest = known
+        if size is not None and nbytes != size:
+            return False
+        return sha256 is None or digest in (None, sha256.lower())
 
     def _touch(self, key: str) -> None:
         # Explicit nanoseconds: the kernel's own file times tick only every few milliseconds.

@@ -99,10 +99,16 @@ def test_manifest_command_builds_the_manifest_of_mds_shards_on_s3(s3_bucket, tmp
     np.testing.assert_array_equal(got, np.concatenate(arrays).astype(np.int64))
 
 
-def test_holding_acquires_each_cached_shard_once_and_releases_all_at_the_end(s3_bucket, folder_corpus, tmp_path):
+@pytest.mark.parametrize("whole_read_bytes", [None, 0], ids=["read-whole", "mapped"])
+def test_holding_acquires_each_cached_shard_once_and_releases_all_at_the_end(
+        s3_bucket, folder_corpus, tmp_path, monkeypatch, whole_read_bytes):
     import fcntl
 
+    from climbstream.formats.reader import _HeldSource
     from climbstream.storage.cache import ShardCache
+
+    if whole_read_bytes is not None:  # map every shard, as the large ones are
+        monkeypatch.setattr(_HeldSource, "WHOLE_READ_BYTES", whole_read_bytes)
 
     options = s3_bucket.options()
     manifest = prepare(folder_corpus, f"{s3_bucket.url}/h", fmt="mds", seq_len=SEQ_LEN,

@@ -258,3 +258,26 @@ def test_a_process_that_saw_a_shard_missing_does_not_wait_for_its_readers_once_i
     assert got["shard"].hit and open(got["shard"].path, "rb").read() == data
     got["shard"].release()
     held.release()
+
+
+def test_a_shard_evicted_and_fetched_again_by_another_cache_is_read_from_its_new_file(s3_bucket, shards, tmp_path):
+    # ShardCache remembers the files it found complete; that memory must not outlive the file.
+    urls = list(shards)
+    store = open_store(urls[0], s3_bucket.options())
+    reader = ShardCache(tmp_path / "cache", None)
+    other = ShardCache(tmp_path / "cache", limit_bytes=SHARD_BYTES)
+    old_sha = hashlib.sha256(shards[urls[0]]).hexdigest()
+    for _ in range(2):  # a download, then a hit on the remembered file
+        with reader.acquire(urls[0], store, size=SHARD_BYTES, sha256=old_sha):
+            pass
+    with other.acquire(urls[1], store, size=SHARD_BYTES):  # evicts shard 0
+        pass
+    new = b"n" * SHARD_BYTES
+    store.put_bytes(new, urls[0])
+    new_sha = hashlib.sha256(new).hexdigest()
+    with other.acquire(urls[0], store, size=SHARD_BYTES, sha256=new_sha):  # evicts 1, fetches 0 anew
+        pass
+    with reader.acquire(urls[0], store, size=SHARD_BYTES, sha256=new_sha) as path:
+        with open(path, "rb") as f:
+            assert f.read() == new
+    assert reader.stats()["hits"] == 2 and reader.stats()["misses"] == 1
