@@ -177,18 +177,19 @@ class ObjectStore(ABC):
                            f"read it through a ShardCache")
 
     def download(self, url: str, dest_path: str | os.PathLike, expected_size: int | None = None,
-                 expected_sha256: str | None = None) -> int:
+                 expected_sha256: str | None = None, temp_path: str | None = None) -> int:
         """Fetch the whole object to `dest_path` atomically; returns the number of bytes.
 
         Size and sha256 are checked (when given) before the rename; a mismatch raises
         IntegrityError naming the URL and leaves nothing at `dest_path`. Transient failures
-        restart the transfer from the beginning.
+        restart the transfer from the beginning. `temp_path` (beside `dest_path`) names the
+        partial file, for a caller that alone may write it; a unique name by default.
         """
         dest = os.fspath(dest_path)
         os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
 
         def attempt() -> int:
-            tmp = temp_path_for(dest)
+            tmp = temp_path or temp_path_for(dest)
             digest = hashlib.sha256()
             written = 0
             with removed_on_failure(tmp):

@@ -33,10 +33,10 @@ def hold(root, limit, url, size, options, holding, release):
         release.wait(timeout=60)
 
 
-def download_slowly(root, url, size, options, started):
+def download_slowly(root, url, size, options, started, limit=None):
     """Start a download that is slow (the proxy adds latency) and signal once it is under way."""
     store = open_store(url, StorageOptions(**options))
-    cache = ShardCache(root, None)
+    cache = ShardCache(root, limit)
     started.set()
     with cache.acquire(url, store, size=size):
         time.sleep(60)

@@ -204,14 +204,15 @@ def test_process_killed_while_reading_does_not_block_eviction(s3_bucket, shards,
 
 
 @pytest.mark.timeout(120)
-def test_process_killed_mid_download_does_not_block_the_next_one(s3_bucket, shards, flaky_proxy, tmp_path):
+@pytest.mark.parametrize("limit", [None, 10 * SHARD_BYTES], ids=["no-limit", "limit"])  # no reservation / one
+def test_process_killed_mid_download_does_not_block_the_next_one(s3_bucket, shards, flaky_proxy, tmp_path, limit):
     url, data = next(iter(shards.items()))
     root = tmp_path / "cache"
     flaky_proxy.configure(latency_s=30)
     ctx = multiprocessing.get_context("fork")
     started = ctx.Event()
     child = ctx.Process(target=storage_children.download_slowly, args=(
-        str(root), url, len(data), options_dict(s3_bucket, flaky_proxy.url), started))
+        str(root), url, len(data), options_dict(s3_bucket, flaky_proxy.url), started, limit))
     child.start()
     assert started.wait(timeout=60)
     while not flaky_proxy.requests:  # the child holds the shard's exclusive lock from here on
@@ -219,7 +220,7 @@ def test_process_killed_mid_download_does_not_block_the_next_one(s3_bucket, shar
         os.sched_yield()
     os.kill(child.pid, signal.SIGKILL)
     child.join(timeout=60)
-    cache = ShardCache(root, None)
+    cache = ShardCache(root, limit)
     with cache.acquire(url, open_store(url, s3_bucket.options()), size=len(data)) as path:
         with open(path, "rb") as f:
             assert f.read() == data
