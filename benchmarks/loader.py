@@ -8,7 +8,10 @@ composition error), `targets` (climbstream against the best peer on every settin
 
 - Corpora (benchmarks/loader_corpora.py): `small` (8 languages) and `wide` (100
   languages, many small shards), skewed sizes, prepared once as MDS and as tar with the
-  same samples and cached under --work-dir.
+  same samples and kept under --work-dir. Each run's node-local cache (climbstream's and
+  mosaic's) is a fresh folder under --cache-root (the system temp dir by default): on this
+  machine a cache miss cost 2.1-2.4 ms of CPU in a cache under ./.bench against 1.2-1.4 ms
+  under /tmp, for the same files (the difference is the filesystem creating files).
 - Loaders (benchmarks/loader_peers.py): climbstream on the MDS and on the tar shards,
   mosaicml-streaming (one Stream per language, proportion=w), webdataset (one pipeline per
   language, RandomMix). Same weights (w ~ samples**0.5), global batch, num_workers, seed.
@@ -230,7 +233,9 @@ def _dump_stall(pgid: int, err, run: RunSpec) -> str:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGUSR1)
     time.sleep(2)
-    path = f"{run.cache_dir.rstrip('/')}-stall-{int(time.time())}.txt"
+    # Beside the cache root (which is removed at the end), not inside it.
+    path = os.path.join(os.path.dirname(os.path.dirname(run.cache_dir)),
+                        f"loader-bench-stall-{os.path.basename(run.cache_dir)}-{int(time.time())}.txt")
     err.seek(0)
     with open(path, "w") as f:
         f.write(err.read())
@@ -308,6 +313,7 @@ def run_matrix(args) -> dict:
     corpora = {name: build_corpora(SPECS[name], args.work_dir) for name in args.corpora}
     raw: list[dict] = []
     with contextlib.ExitStack() as stack:
+        cache_root = stack.enter_context(tempfile.TemporaryDirectory(prefix="loader-bench-cache-", dir=args.cache_root))
         server = proxy = None
         if any(s != "local" for s in args.storage):
             server = stack.enter_context(RcloneS3Server(os.path.join(os.path.abspath(args.work_dir), "corpora")))
@@ -325,7 +331,7 @@ def run_matrix(args) -> dict:
                         run = RunSpec(loader=loader, roots=where, languages=mds["languages"], weights=weights,
                                       shards=wds["shards"], seq_len=mds["seq_len"], batch=args.batch,
                                       workers=args.workers, seed=args.seed, endpoint_url=endpoint,
-                                      cache_dir=os.path.join(os.path.abspath(args.work_dir), "cache", f"{loader}-{repeat}"))
+                                      cache_dir=os.path.join(cache_root, f"{loader}-{repeat}"))
                         t0 = time.perf_counter()
                         result = spawn_run(run, args, env)
                         row = {"corpus": name, "storage": "local" if storage == "local" else "s3",
@@ -412,7 +418,10 @@ def plot(result: dict, path: str) -> None:
 def parse_args(argv: list[str] | None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="1 repeat, fewer batches (under 5 minutes on 2 cores)")
-    p.add_argument("--work-dir", default=".bench", help="where corpora and caches live (default ./.bench)")
+    p.add_argument("--work-dir", default=".bench", help="where the corpora live (default ./.bench)")
+    p.add_argument("--cache-root", default=None,
+                   help="where each run's node-local cache (climbstream's, mosaic's) is made, in a fresh "
+                        "folder removed at the end (default: the system temp dir, as a node's local scratch)")
     p.add_argument("--corpora", default="small,wide", help=f"comma list of {sorted(SPECS)}")
     p.add_argument("--storage", default=None, help=f"comma list of {list(STORAGES)} (default all; "
                    f"--quick: local,s3-latency)")
