@@ -53,10 +53,12 @@ class Credentials(NamedTuple):
 
 
 class BucketEndpoint(NamedTuple):
-    """Where one bucket's objects are: scheme, host (as signed), path prefix before the key."""
+    """Where one bucket's objects are: the Host header (as signed), where to connect, the
+    path before the key, and the region to sign for."""
 
     scheme: str
     host: str
+    connect_host: str
     port: int | None
     path_prefix: str
     region: str
@@ -69,11 +71,12 @@ def endpoint_from_presigned(url: str, probe_key: str, region: str | None) -> Buc
     if not parts.path.endswith("/" + quoted_probe):
         raise UseBoto3(f"presigned URL {parts.scheme}://{parts.netloc}{parts.path} does not end with the key")
     default_port = 443 if parts.scheme == "https" else 80
-    host = parts.hostname or ""
+    hostname = parts.hostname or ""
+    host = f"[{hostname}]" if ":" in hostname else hostname  # an IPv6 literal keeps its brackets
     if parts.port not in (None, default_port):
         host = f"{host}:{parts.port}"
     signing_region = region if region and region != "aws-global" else "us-east-1"
-    return BucketEndpoint(parts.scheme, host, parts.port, parts.path[: -len(quoted_probe)], signing_region)
+    return BucketEndpoint(parts.scheme, host, hostname, parts.port, parts.path[: -len(quoted_probe)], signing_region)
 
 
 def _hmac(key: bytes, text: str) -> bytes:
@@ -153,12 +156,11 @@ class DirectGetter:
         if getattr(local, "pid", None) == os.getpid() and local.connection is not None:
             return local.connection, True
         e = self.endpoint
-        host = e.host.rsplit(":", 1)[0] if e.port else e.host
         if e.scheme == "https":
-            connection = http.client.HTTPSConnection(host, e.port, timeout=self._connect_timeout_s,
+            connection = http.client.HTTPSConnection(e.connect_host, e.port, timeout=self._connect_timeout_s,
                                                      context=self._ssl_context or ssl.create_default_context())
         else:
-            connection = http.client.HTTPConnection(host, e.port, timeout=self._connect_timeout_s)
+            connection = http.client.HTTPConnection(e.connect_host, e.port, timeout=self._connect_timeout_s)
         connection.connect()
         connection.sock.settimeout(self._read_timeout_s)
         local.pid, local.connection = os.getpid(), connection

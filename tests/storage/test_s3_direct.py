@@ -14,7 +14,7 @@ import storage_children
 
 from climbstream.storage.remote import open_store
 from climbstream.storage.retry import AccessDeniedError
-from climbstream.storage.s3_direct import Credentials, DirectGetter, sigv4_headers
+from climbstream.storage.s3_direct import Credentials, DirectGetter, endpoint_from_presigned, sigv4_headers
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -41,6 +41,19 @@ def test_signature_matches_botocore_for_a_key_that_needs_quoting_and_a_session_t
     ours = sigv4_headers("GET", "127.0.0.1:9000", path, "eu-west-1", Credentials("AK", "SK/secret", "TOKEN=="),
                          request.headers["X-Amz-Date"], {"Range": "bytes=5-"})
     assert ours["Authorization"] == request.headers["Authorization"]
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("https://bucket.s3.eu-west-1.amazonaws.com/climbstream-probe?X-Amz-Signature=x",
+     ("https", "bucket.s3.eu-west-1.amazonaws.com", "bucket.s3.eu-west-1.amazonaws.com", None, "/")),
+    ("http://127.0.0.1:9000/bucket/climbstream-probe?X-Amz-Signature=x",
+     ("http", "127.0.0.1:9000", "127.0.0.1", 9000, "/bucket/")),
+    ("https://s3.example.com:443/b/climbstream-probe", ("https", "s3.example.com", "s3.example.com", 443, "/b/")),
+    ("http://[::1]:9000/b/climbstream-probe", ("http", "[::1]:9000", "::1", 9000, "/b/")),
+])
+def test_a_buckets_endpoint_comes_from_the_url_botocore_presigns(url, expected):
+    endpoint = endpoint_from_presigned(url, "climbstream-probe", "aws-global")
+    assert tuple(endpoint[:5]) == expected and endpoint.region == "us-east-1"
 
 
 def _get_object_calls(store) -> list:
