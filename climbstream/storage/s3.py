@@ -37,8 +37,8 @@ _THROTTLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimi
                    "TooManyRequestsException", "RequestTimeout", "RequestTimeoutException",
                    "InternalError", "ServiceUnavailable"}
 _NOT_FOUND_CODES = {"404", "NoSuchKey", "NoSuchBucket", "NotFound"}
-_PLAIN_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")  # not an ARN or access point
 _DENIED_CODES = {"401", "403", "AccessDenied", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
+_PLAIN_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")  # not an ARN or access point
 
 
 def split_s3_url(url: str) -> tuple[str, str]:
@@ -151,7 +151,7 @@ class S3Store(ObjectStore):
         except UseBoto3 as exc:
             log.info("s3://%s: GETs through boto3 (%s)", bucket, exc)
             return None
-        if proxy_applies(endpoint.scheme, endpoint.host):
+        if proxy_applies(endpoint.scheme, endpoint.connect_host):
             log.info("s3://%s: GETs through boto3, which applies the proxy configured in the environment", bucket)
             return None
         with _sessions_lock:

@@ -110,10 +110,10 @@ def sigv4_headers(method: str, host: str, path: str, region: str, credentials: C
     return out
 
 
-def proxy_applies(scheme: str, host: str) -> bool:
-    """Whether the environment routes `scheme://host` through a proxy (boto3 would use it)."""
+def proxy_applies(scheme: str, hostname: str) -> bool:
+    """Whether the environment routes `scheme://hostname` through a proxy (boto3 would use it)."""
     proxies = urllib.request.getproxies()
-    return bool(proxies.get(scheme)) and not urllib.request.proxy_bypass(host.split(":")[0])
+    return bool(proxies.get(scheme)) and not urllib.request.proxy_bypass(hostname)
 
 
 def client_error(status: int, body: bytes, operation: str = "GetObject") -> Exception:

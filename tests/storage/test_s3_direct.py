@@ -150,3 +150,12 @@ def test_a_server_that_checks_signatures_accepts_ours_on_one_connection_and_refu
     with pytest.raises(AccessDeniedError, match="access denied") as info:
         bad.read_bytes(url)
     assert url in str(info.value)
+
+
+def test_a_proxy_in_the_environment_leaves_gets_to_boto3_unless_the_host_is_exempt(s3_bucket, monkeypatch):
+    for name in ("HTTPS_PROXY", "https_proxy", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # boto3 would send everything there
+    assert open_store(s3_bucket.url, s3_bucket.options())._getter(s3_bucket.name) is None
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert isinstance(open_store(s3_bucket.url, s3_bucket.options())._getter(s3_bucket.name), DirectGetter)
