@@ -92,7 +92,7 @@ class SampleReader:
         self._headers: dict[str, MdsHeader] = {}
         self._store = None
         self._prefetcher = None
-        self._held: dict[str, int] | None = None  # url -> open fd of the cached shard, inside holding()
+        self._held: dict[str, _Source] | None = None  # url -> the cached shard's bytes, inside holding()
         self._held_stack = contextlib.ExitStack()  # releases them when the block ends
         self._wait_s = 0.0
         self._range_bytes = 0
@@ -326,8 +326,17 @@ def check_sha256(fd: int, info: ShardInfo) -> None:
 
 
 class _Source:
+    info: ShardInfo
+
     def read(self, start: int, end: int) -> bytes:
         raise NotImplementedError
+
+    def _whole(self, start: int, end: int, data: bytes) -> bytes:
+        """`data`, or a ShardFormatError when the shard ended before `end`."""
+        if len(data) != end - start:
+            raise ShardFormatError(f"{self.info.where}: shard is truncated (wanted bytes "
+                                   f"{start}..{end}); restore it or rebuild the manifest")
+        return data
 
 
 class _HeldSource(_Source):
@@ -358,11 +367,7 @@ class _HeldSource(_Source):
         return cls(view, info)
 
     def read(self, start: int, end: int) -> bytes:
-        data = self.view[start:end]
-        if len(data) != end - start:
-            raise ShardFormatError(f"{self.info.where}: shard is truncated (wanted bytes "
-                                   f"{start}..{end}); restore it or rebuild the manifest")
-        return data
+        return self._whole(start, end, self.view[start:end])
 
 
 class _FileSource(_Source):
@@ -377,10 +382,7 @@ class _FileSource(_Source):
                 data = os.pread(f.fileno(), end - start, start)
         else:
             data = os.pread(self.fd, end - start, start)
-        if len(data) != end - start:
-            raise ShardFormatError(f"{self.info.where}: shard is truncated (wanted bytes "
-                                   f"{start}..{end}); restore it or rebuild the manifest")
-        return data
+        return self._whole(start, end, data)
 
 
 class _RangeSource(_Source):

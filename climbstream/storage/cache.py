@@ -59,6 +59,11 @@ INDEX_VERSION = 1
 _USE, _FETCH = ".lock", ".fetch"  # lock file suffixes (see the module docstring)
 
 
+def _identity(st: os.stat_result) -> tuple[int, int, int]:
+    """What tells one data file from the next one at the same path: inode, size, mtime."""
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def _human(n: int) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
@@ -150,11 +155,7 @@ class ShardCache:
             fd = self._lock_entry(key, fcntl.LOCK_SH)
             try:
                 if self._is_complete(key, size, sha256):
-                    self._touch(key)
-                    self._count(hits=int(downloaded == 0), misses=int(downloaded > 0), bytes_downloaded=downloaded)
-                    shard = CachedShard(url, self._data_path(key), hit=downloaded == 0,
-                                        bytes_downloaded=downloaded, _fd=fd, _cache=self)
-                    fd = None
+                    shard, fd = self._handed_over(url, key, fd, downloaded), None
                     return shard
             finally:
                 if fd is not None:
@@ -168,18 +169,20 @@ class ShardCache:
                     if not self._is_complete(key, size, sha256):
                         downloaded += self._fill(key, url, store, size, sha256)
                     if self._is_complete(key, size, sha256):  # hand over the use lock already held
-                        self._touch(key)
-                        self._count(hits=int(downloaded == 0), misses=int(downloaded > 0),
-                                    bytes_downloaded=downloaded)
-                        shard = CachedShard(url, self._data_path(key), hit=downloaded == 0,
-                                            bytes_downloaded=downloaded, _fd=use_fd, _cache=self)
-                        use_fd = None
+                        shard, use_fd = self._handed_over(url, key, use_fd, downloaded), None
                         return shard
                 finally:
                     if use_fd is not None:
                         os.close(use_fd)
             finally:
                 os.close(fetch_fd)
+
+    def _handed_over(self, url: str, key: str, use_fd: int, downloaded: int) -> CachedShard:
+        """The handle of a complete entry, owning `use_fd` (its shared use lock) from now on."""
+        self._touch(key)
+        self._count(hits=int(downloaded == 0), misses=int(downloaded > 0), bytes_downloaded=downloaded)
+        return CachedShard(url, self._data_path(key), hit=downloaded == 0, bytes_downloaded=downloaded,
+                           _fd=use_fd, _cache=self)
 
     def key(self, url: str) -> str:
         """The file name of `url` in the cache: a URL hash, then the URL's own file name."""
@@ -286,17 +289,21 @@ class ShardCache:
             st = os.stat(self._data_path(key))
         except FileNotFoundError:
             return False
-        identity = (st.st_ino, st.st_size, st.st_mtime_ns)
         known = self._verified.get(key)
-        if known is None or known[0] != identity:
+        if known is None or known[0] != _identity(st):
             marker = self._read_marker(key)
             if not marker or not marker.get("complete") or marker["bytes"] != st.st_size:
                 return False
-            known = self._verified[key] = (identity, marker["bytes"], marker.get("sha256"))
+            known = self._remember(key, st, marker["bytes"], marker.get("sha256"))
         _, nbytes, digest = known
         if size is not None and nbytes != size:
             return False
         return sha256 is None or digest in (None, sha256.lower())
+
+    def _remember(self, key: str, st: os.stat_result, nbytes: int, sha256: str | None) -> tuple:
+        """Record that the data file `st` is the complete entry of `key` (see _is_complete)."""
+        self._verified[key] = known = (_identity(st), nbytes, sha256)
+        return known
 
     def _touch(self, key: str) -> None:
         if self.limit_bytes is None:  # only a cache with a limit evicts, by these times
@@ -339,8 +346,7 @@ class ShardCache:
                     os.unlink(path)
             raise
         self._write_marker(key, dict(marker, complete=True))
-        st = os.stat(data_path)  # remembered as complete, as _is_complete would after reading the entry
-        self._verified[key] = ((st.st_ino, st.st_size, st.st_mtime_ns), int(size), marker["sha256"])
+        self._remember(key, os.stat(data_path), int(size), marker["sha256"])  # as _is_complete would
         log.debug("cache %s: downloaded %s (%d bytes)", self.root, url, written)
         return written
 
