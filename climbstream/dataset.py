@@ -3,35 +3,44 @@
 It composes the parts and re-implements none of them: manifests (what exists), a
 Schedule (which language and which occurrence of it at global position p), one
 LanguageOrder per language (which sample that occurrence is), a SampleReader per process
-(the bytes), a Layout (which positions this rank and worker read) and a SharedControl
-(what the loop and the workers must tell each other).
+(the bytes), a Layout (which positions this rank and worker read), a StreamIterator per
+pass (which owns its position) and a SharedControl (what persistent workers must see).
 
 Promises:
 - The stream is a pure function of (seed, manifests, stages, position): every sample
   carries its global `position`, and together all ranks and workers produce each position
   exactly once, in global batches of `global_batch` positions.
-- Resume: `state_dict()` / `load_state_dict()`; a different num_workers or world size
-  continues the same global stream.
-- `add_stage(weights)` changes the mixture from the
-  consumed position on; nothing before it changes, nothing after it repeats or is skipped.
+- The position travels with the batches. `state_dict()` is the end of the last batch the
+  loop received: from `stream.dataloader()` (which follows its batches), from an
+  iterator in the main process (num_workers=0), or from `mark_consumed`. torchdata's
+  StatefulDataLoader snapshots each worker's iterator with every batch it delivers, so
+  its `loader.state_dict()` is exact too. Where none of these applies (a plain DataLoader
+  with workers and no `mark_consumed`) the position is unknown, and asking for it is a
+  StateError, never a silent 0.
+- Resume with another num_workers or world size continues the same global stream.
+- `add_stage(weights)` changes the mixture from the consumed position on; nothing before
+  it changes, nothing after it repeats or is skipped.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import IterableDataset, get_worker_info
 
 from climbstream.control import SharedControl
 from climbstream.corpus_view import CorpusView
-from climbstream.errors import ConfigError, EpochCapError, ScheduleError, StateError
+from climbstream.cursor import Cursor
+from climbstream.errors import ConfigError, ScheduleError, StateError
+from climbstream.loader_state import stream_state_of
 from climbstream.partition import Layout, data_parallel_rank_and_size
 from climbstream.plan import Plan, plan_range
 from climbstream.state import StreamState, stages_from_state
+from climbstream.stream_iterator import StreamIterator
 from climbstream.weight_spec import resolve_ratios
 from climbstream.weights import WEIGHT_TOTAL, integer_weights
 from climbstream.schedule.warm import warm_kernels
@@ -42,13 +51,34 @@ warm_kernels()
 
 log = logging.getLogger(__name__)
 
+_UNKNOWN_POSITION = (
+    "the consumed position is unknown: this stream was read by DataLoader workers whose batches the main "
+    "process does not see (a plain DataLoader, or a StatefulDataLoader), and the loop never called "
+    "mark_consumed. Use stream.dataloader() (it follows its batches), save loader.state_dict() of a "
+    "StatefulDataLoader (stream.load_state_dict accepts it), or call stream.mark_consumed(batch) after each step"
+)
+
 
 class ClimbStream(IterableDataset):
     """Multilingual shards mixed at exact ratios, as a resumable torch IterableDataset.
 
-    Use it with `torch.utils.data.DataLoader(stream, batch_size=stream.local_batch)` (or
-    `stream.dataloader(...)`), and call `stream.mark_consumed(batch)` after each training
-    step so that `state_dict()` records the exact position.
+    Args:
+        sources: prepared corpus folders or URLs (local, s3://, any fsspec URL); several
+            are merged (their languages must not overlap).
+        weights: `{NAME: ratio}`, `{NAME: int}` summing to 2**32, an allocation file
+            (`climbstream solve --out`), or a method spec such as `{method: temperature}`.
+        global_batch: B, positions per global batch (the exactness block).
+        seed: the stream's seed (orders and in-block permutations).
+        rank, world_size: data-parallel coordinates (default: torch.distributed's).
+        cache_dir, cache_limit_bytes: node-local shard cache shared by workers and ranks.
+        prefetch_depth: shards fetched ahead per language window.
+        read_mode: "auto", "shard" (whole shards via the cache) or "range" (byte ranges).
+        storage: StorageOptions (or a dict) for remote sources.
+        epoch_cap, on_epoch_cap: cap epochs per language; "error" raises, "stop" ends the
+            stream at a global batch boundary.
+        window_shards: shards per language interleaved by the order (shuffle window).
+        stop_position: end the stream here (a multiple of global_batch).
+        verify: "size" or "sha256" check of local and downloaded shards.
     """
 
     def __init__(
@@ -92,14 +122,16 @@ class ClimbStream(IterableDataset):
             read_mode=read_mode,
             verify=verify,
         )
-        self._control = SharedControl(len(self.languages), int(seed))
-        self._control.set_stages([(0, self._weights_array(weights, "weights"))])
+        self._control = SharedControl(len(self.languages))
+        self._set_cursor(Cursor(int(seed), ((0, self._weights_array(weights, "weights")),), 0))
+        self._followed = False  # set while ClimbDataLoader creates its workers
         self._orders_cache: tuple | None = None
         self._schedule_cache: tuple | None = None
-        self._published = False  # set while ClimbDataLoader creates its workers
         self._readers = None
         self._reader_pid = None
-        self._reported: dict = {}
+        self._iterator_pid = None  # the process whose first iterator used the dataset's own cursor
+        self._loaded_here = None  # a state loaded inside a worker, for its next iterator
+        self._live: StreamIterator | None = None
 
     # -- public properties ----------------------------------------------------------------
     @property
@@ -115,39 +147,23 @@ class ClimbStream(IterableDataset):
     @property
     def seed(self) -> int:
         """The stream's seed (a loaded state's seed replaces the constructor's)."""
-        return self._control.seed
-
-    @property
-    def _orders(self) -> list:
-        """One LanguageOrder per language for the current seed."""
-        seed = self.seed
-        if self._orders_cache is None or self._orders_cache[0] != seed:
-            self._orders_cache = (seed, self.corpus.orders(seed, self.window_shards))
-        return self._orders_cache[1]
+        return self._cursor.seed
 
     @property
     def position(self) -> int:
-        """First global position not yet consumed by the training loop."""
-        return self._control.position
+        """First global position not yet consumed by the training loop (StateError if unknown)."""
+        if self._control.position_unknown:
+            raise StateError(_UNKNOWN_POSITION)
+        return self._cursor.position
 
     @property
     def schedule(self):
         """The Schedule for the current stages (rebuilt when stages change)."""
-        from climbstream.schedule.schedule import Schedule, Stage
-
-        stages = self._control.stages()
-        key = (self.seed, tuple((s, w.tobytes()) for s, w in stages))
-        if self._schedule_cache is None or self._schedule_cache[0] != key:
-            schedule = Schedule(len(self.languages), self.global_batch, self.seed, [Stage(s, w) for s, w in stages])
-            self._schedule_cache = (key, schedule)
-        return self._schedule_cache[1]
+        return self._schedule_of(self._cursor)
 
     def stages(self) -> list[dict]:
         """Stages as in the state: [{start, weights: {NAME: int}}]."""
-        return [
-            {"start": start, "weights": {n: int(v) for n, v in zip(self.languages, w.tolist())}}
-            for start, w in self._control.stages()
-        ]
+        return _stage_dicts(self._cursor, self.languages)
 
     def metrics(self) -> dict[str, float]:
         """Loader counters for the loss log: wait_s, cache_hit_rate, bytes_downloaded, samples."""
@@ -155,15 +171,17 @@ class ClimbStream(IterableDataset):
 
     def samples_per_epoch(self) -> dict[str, int]:
         """Training samples of each language (one epoch)."""
-        return {n: o.samples_per_epoch for n, o in zip(self.languages, self._orders)}
+        return {n: o.samples_per_epoch for n, o in zip(self.languages, self._orders_of(self.seed))}
 
     # -- the training loop's side ---------------------------------------------------------
-    def dataloader(self, **kwargs) -> DataLoader:
-        """A DataLoader with the batch size this rank must use (B / R), batches in order.
+    def dataloader(self, **kwargs):
+        """A DataLoader with the batch size this rank must use (B / R) that follows its batches.
 
-        Prefer it to a plain DataLoader: it tells the workers where each new iterator
-        starts from the main process, which is exact however the loader is seeded.
+        Its batches move the consumed position, so `stream.state_dict()` (or
+        `loader.state_dict()`) after a step is exact with no further call.
         """
+        from climbstream.loader import ClimbDataLoader
+
         if kwargs.setdefault("batch_size", self.local_batch) != self.local_batch:
             raise ConfigError(
                 f"DataLoader batch_size {kwargs['batch_size']} != global_batch {self.global_batch} / "
@@ -176,11 +194,32 @@ class ClimbStream(IterableDataset):
     def mark_consumed(self, batch: Mapping) -> int:
         """Record that the loop trained on `batch`; returns the new consumed position.
 
-        Ranks consume global batches in lockstep, so the consumed position is the end of
-        the global batch holding the batch's largest position, identical on every rank.
-        Also checks that the DataLoader batch size is B / R.
+        Needed only with a plain DataLoader with workers (whose batches the stream cannot
+        see), or to record a batch the loop skipped. Ranks consume global batches in
+        lockstep, so the position is the end of the global batch holding the batch,
+        identical on every rank. Checks the batch size and that batches come in order.
         """
-        positions = batch["position"]
+        first, end = self._batch_span(batch, "mark_consumed", behind_ok=True)
+        if not self._control.fresh:
+            raise StateError(
+                "this batch comes from an iterator created before add_stage or load_state_dict; recreate the "
+                "DataLoader iterator (iter(loader)) and train on its batches"
+            )
+        self._control.consumption_reported()
+        self._consumed_to(end, publish=True)
+        return end
+
+    def _batch_span(self, batch: Mapping, where: str, *, behind_ok: bool = False) -> tuple[int, int]:
+        """(first position, end of its global batch), checked to be the next global batch.
+
+        The batch may also end exactly at the consumed position (a main-process iterator
+        moved it already), or, with `behind_ok`, anywhere before it (a loop that marks a
+        batch its loader already followed).
+        """
+        try:
+            positions = batch["position"]
+        except (KeyError, TypeError, IndexError):
+            raise ConfigError(f"{where}: the batch has no 'position' field; a collate_fn must keep it") from None
         n = int(positions.numel()) if isinstance(positions, torch.Tensor) else len(positions)
         if n != self.local_batch:
             raise ConfigError(
@@ -188,20 +227,16 @@ class ClimbStream(IterableDataset):
                 f"{self.global_batch} / {self.layout.world_size} = {self.local_batch}"
             )
         first = int(positions.min()) if isinstance(positions, torch.Tensor) else min(positions)
-        if not self._control.fresh:
-            raise StateError(
-                "this batch comes from an iterator created before add_stage or load_state_dict; recreate the "
-                "DataLoader iterator (iter(loader)) and train on its batches"
-            )
-        expected = self._control.position
-        if first // self.global_batch != expected // self.global_batch:
+        end = self.layout.block_after(first + 1)
+        expected = self._cursor.position
+        if not (end == expected or first // self.global_batch == expected // self.global_batch
+                or (behind_ok and end < expected)):
             raise StateError(
                 f"a batch of global batch {first // self.global_batch} (position {first}) arrived, but global "
-                f"batch {expected // self.global_batch} is next: call mark_consumed for every batch, in order "
+                f"batch {expected // self.global_batch} is next: batches must reach the loop in order "
                 f"(a DataLoader with in_order=True, one iterator at a time)"
             )
-        self._control.position = self.layout.block_after(first + 1)
-        return self._control.position
+        return first, max(end, expected)
 
     def add_stage(self, weights, position: int | None = None) -> int:
         """Use `weights` from `position` on (default: the consumed position); returns the start.
@@ -214,9 +249,9 @@ class ClimbStream(IterableDataset):
         start (the max over ranks).
         """
         array = self._weights_array(weights, "add_stage.weights")
-        stages = self._control.stages()
+        stages = list(self._cursor.stages)
         last_start = stages[-1][0]
-        consumed = self._control.position
+        consumed = self.position
         position = _max_over_ranks(consumed if position is None else int(position))
         if position % self.global_batch:
             raise ScheduleError(f"stage start {position} is not a multiple of global_batch {self.global_batch}")
@@ -231,26 +266,38 @@ class ClimbStream(IterableDataset):
             stages.append((position, array))
         else:
             raise ScheduleError(f"stage start {position} is before the last stage's start {last_start}")
-        self._control.set_stages(stages)
+        self._set_cursor(self._cursor.with_stages(stages))
         log.info("stage at position %d: %s", position, self.stages()[-1]["weights"])
         return position
 
     def state_dict(self) -> dict:
-        """The resumable state (format in docs/interfaces.md)."""
-        return StreamState(
-            seed=self.seed,
-            manifest_fingerprint=self.corpus.fingerprint(),
-            global_batch=self.global_batch,
-            position=self.position,
-            stages=self.stages(),
-        ).to_dict()
+        """The resumable state (format in docs/interfaces.md).
+
+        In the main process: the consumed position (StateError where it is unknown). In a
+        DataLoader worker (where StatefulDataLoader asks): this worker's iterator's state.
+        """
+        if get_worker_info() is not None and self._live is not None:
+            return self._live.state_dict()
+        return self._state_of(self._cursor.at(self.position))
 
     def load_state_dict(self, state: Mapping, *, allow_manifest_change: bool = False, where: str = "state") -> None:
         """Continue from a saved state (any num_workers, any world size).
 
-        A different manifest is refused unless `allow_manifest_change`, in which case the
-        configured weights start a new stage at the saved position.
+        Takes `state_dict()`'s output or a StatefulDataLoader's `state_dict()` (whose
+        consumed position it reads out). A different manifest is refused unless
+        `allow_manifest_change`, in which case the configured weights start a new stage
+        at the saved position.
         """
+        if get_worker_info() is not None:  # StatefulDataLoader restoring this worker
+            self._loaded_here = (self._cursor_from(state, where, generation=self._control.generation), state)
+            return
+        cursor = self._cursor_from(stream_state_of(state, where), where, allow_manifest_change=allow_manifest_change)
+        self._set_cursor(cursor)
+        self._control.position_known()
+
+    def _cursor_from(self, state: Mapping, where: str, *, generation: int | None = None,
+                     allow_manifest_change: bool = False) -> Cursor:
+        """A validated Cursor for `state` (a new generation unless `generation` is given)."""
         loaded = StreamState.from_dict(state, where)
         if loaded.global_batch != self.global_batch:
             raise ConfigError(
@@ -265,163 +312,117 @@ class ClimbStream(IterableDataset):
                 f"{loaded.manifest_fingerprint[:12]}... != {self.corpus.fingerprint()[:12]}...); pass "
                 f"allow_manifest_change=True to continue with a new stage from position {loaded.position}"
             )
-        current = self._control.stages()[-1][1]
         position = self.layout.block_after(loaded.position)
         if changed and position > stages[-1][0]:
-            stages.append((position, current))
-        self._check_stages(stages, loaded.seed, where)
-        self._control.set_stages(stages)
-        self._control.restart_at(position, loaded.seed)
+            stages.append((position, self._cursor.stages[-1][1]))
+        cursor = self._cursor.with_stages(stages, seed=loaded.seed, position=position)
+        self._schedule_of(cursor, where)  # a bad saved stage fails here, naming the state
+        return cursor if generation is None else Cursor(cursor.seed, cursor.stages, cursor.position, generation)
 
-    def _check_stages(self, stages, seed: int, where: str) -> None:
-        """Build the schedule once, so a bad saved stage fails here, naming the state."""
-        from climbstream.schedule.schedule import Schedule, Stage
+    def _state_of(self, cursor: Cursor) -> dict:
+        return StreamState(
+            seed=cursor.seed,
+            manifest_fingerprint=self.corpus.fingerprint(),
+            global_batch=self.global_batch,
+            position=cursor.position,
+            stages=_stage_dicts(cursor, self.languages),
+        ).to_dict()
 
-        try:
-            Schedule(len(self.languages), self.global_batch, seed, [Stage(s, w) for s, w in stages])
-        except ScheduleError as err:
-            raise StateError(f"{where}.stages: {err}") from None
+    def _set_cursor(self, cursor: Cursor) -> None:
+        """The main process's cursor, published for persistent workers."""
+        self._cursor = cursor
+        self._control.publish(cursor)
+
+    def _consumed_to(self, position: int, publish: bool = False) -> None:
+        """The loop received everything before `position` (a global batch boundary)."""
+        self._cursor = self._cursor.at(position)
+        if publish:
+            self._control.publish(self._cursor)
 
     # -- plans (no I/O) -------------------------------------------------------------------
     def plan(self, start: int, stop: int) -> Plan:
         """Which language, occurrence, shard and sample index each position in [start, stop) holds."""
-        return plan_range(self.schedule, self._orders, start, stop)
+        return plan_range(self.schedule, self._orders_of(self.seed), start, stop)
 
     def describe(self, start: int, stop: int) -> list[dict]:
         """`plan` as one dict per position (for `climbstream inspect` and humans)."""
         plan = self.plan(start, stop)
         rows = []
         for j in range(len(plan)):
-            lang = int(plan.lang[j])
-            name = self.languages[lang]
-            shard = int(plan.shard[j])
-            rows.append(
-                {
-                    "position": start + j,
-                    "lang": name,
-                    "k": int(plan.k[j]),
-                    "epoch": int(plan.epoch[j]),
-                    "shard": self.corpus.shard_path(name, shard),
-                    "index": int(plan.index[j]),
-                }
-            )
+            name = self.languages[int(plan.lang[j])]
+            rows.append({
+                "position": start + j,
+                "lang": name,
+                "k": int(plan.k[j]),
+                "epoch": int(plan.epoch[j]),
+                "shard": self.corpus.shard_path(name, int(plan.shard[j])),
+                "index": int(plan.index[j]),
+            })
         return rows
 
-    # -- iteration (runs in each DataLoader worker) ---------------------------------------
-    def __iter__(self) -> Iterator[dict]:
+    # -- iteration ------------------------------------------------------------------------
+    def __iter__(self) -> StreamIterator:
+        """A new pass from the consumed position (read eagerly, so it is the one at iter())."""
         info = get_worker_info()
-        worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        slot = self._control.check_slot(worker)
-        generation = self._control.generation
-        first = self._start_position(info) // self.global_batch
-        schedule = self.schedule
-        stop = None if self.stop_position is None else self.stop_position // self.global_batch
-        caps = self._cap_samples()
-        readers = self._open_readers(num_workers)
-        batches = self.layout.batches_for_worker(first, worker, num_workers, stop)
-        upcoming = self._planned(schedule, batches)
-        current = next(upcoming, None)
-        while current is not None:
-            block, plan = current
-            if self._control.generation != generation:
-                raise StateError(
-                    f"stages or position changed (add_stage or load_state_dict) after this iterator started; "
-                    f"it stopped before global batch {block}; recreate the DataLoader iterator"
-                )
-            if caps is not None and self._over_cap(schedule, block, caps):
-                return
-            current = next(upcoming, None)
-            self._hint(readers, plan, current[1] if current is not None else None)
-            samples = self._read_samples(readers, plan)
-            self._report_metrics(slot, readers, len(plan))
-            yield from samples
-
-    def _start_position(self, info) -> int:
-        """Where this iterator starts: the consumed position when it was created."""
         if info is None:
-            self._control.iterator_started()
-            return self._control.position
-        if self._published:
-            return self._control.published_start
-        loader_seed = int(info.seed) - int(info.id)  # the same for all workers of one iterator
-        self._iterations = getattr(self, "_iterations", -1) + 1  # persistent workers: one per reset
-        if info.id == 0:
-            return self._control.claim_start(loader_seed, self._iterations)
-        return self._control.wait_for_start(loader_seed, self._iterations)
+            iterator = StreamIterator(self, self._cursor, 0, 1, in_main=True)
+        else:
+            iterator = self._worker_iterator(info)
+            if not self._followed:
+                self._control.iterator_unfollowed()
+        self._control.iterator_started(iterator._cursor.generation)
+        return iterator
 
-    def _planned(self, schedule, batches) -> Iterator[tuple[int, Plan]]:
-        for block in batches:
-            a, z = self.layout.slice_of(block)
-            yield block, plan_range(schedule, self._orders, a, z)
+    def _worker_iterator(self, info) -> StreamIterator:
+        """A worker's iterator: from a state loaded into it, from the copy of the dataset it was
+        created with (its first iterator), or from what the main process published last
+        (a persistent worker's later iterators)."""
+        if self._loaded_here is not None:
+            (cursor, state), self._loaded_here = self._loaded_here, None
+        else:
+            first = self._iterator_pid != os.getpid()
+            cursor, state = (self._cursor if first else self._control.published()), None
+        self._iterator_pid = os.getpid()
+        iterator = StreamIterator(self, cursor, info.id, info.num_workers, in_main=False)
+        if state is not None:
+            iterator.load_state_dict(state)
+        self._live = iterator
+        return iterator
 
-    def _read_samples(self, readers, plan: Plan) -> list[dict]:
-        """The samples of one local batch, read before any is yielded (so counters are exact)."""
-        names = self.languages
-        out = []
-        with readers.holding():  # each cached shard acquired once per batch, not per sample
-            for j in range(len(plan)):
-                lang = int(plan.lang[j])
-                name = names[lang]
-                shard = int(plan.shard[j])
-                index = int(plan.index[j])
-                tokens = readers.read(name, shard, index)
-                out.append({
-                    "tokens": torch.from_numpy(np.asarray(tokens, dtype=np.int64)),
-                    "lang": lang,
-                    "position": plan.start + j,
-                    "shard": self.corpus.shard_path(name, shard),
-                    "index": index,
-                })
-        return out
+    def _schedule_of(self, cursor: Cursor, where: str | None = None):
+        from climbstream.schedule.schedule import Schedule, Stage
 
-    def _hint(self, readers, plan: Plan, following: Plan | None) -> None:
-        """Prefetch this batch's shards, then the next one's (the plan replaces the last)."""
-        names = self.languages
-        pairs = plan.shards_in_need_order() + (following.shards_in_need_order() if following is not None else [])
-        readers.hint([(names[lang], shard) for lang, shard in dict.fromkeys(pairs)])
+        key = cursor.stage_key()
+        if self._schedule_cache is None or self._schedule_cache[0] != key:
+            try:
+                schedule = Schedule(len(self.languages), self.global_batch, cursor.seed,
+                                    [Stage(s, w) for s, w in cursor.stages])
+            except ScheduleError as err:
+                if where is None:
+                    raise
+                raise StateError(f"{where}.stages: {err}") from None
+            self._schedule_cache = (key, schedule)
+        return self._schedule_cache[1]
 
-    def _report_metrics(self, slot: int, readers, samples: int) -> None:
-        m = readers.metrics()
-        last = self._reported
-        self._control.add_metrics(
-            slot,
-            wait_s=m["wait_s"] - last.get("wait_s", 0.0),
-            bytes_downloaded=m["bytes_downloaded"] - last.get("bytes_downloaded", 0.0),
-            hit_weighted=m["cache_hit_rate"] * samples,
-            samples=samples,
-        )
-        self._reported = m
+    def _orders_of(self, seed: int) -> list:
+        """One LanguageOrder per language for `seed`."""
+        if self._orders_cache is None or self._orders_cache[0] != seed:
+            self._orders_cache = (seed, self.corpus.orders(seed, self.window_shards))
+        return self._orders_cache[1]
 
-    def _open_readers(self, num_workers: int = 1):
+    def _readers_for(self, num_workers: int):
+        """This process's readers (opened after fork, kept across iterators)."""
         if self._readers is None or self._reader_pid != os.getpid():
             sharing = num_workers * int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
             self._readers = self.corpus.open_readers(**self._reader_options, readers_sharing_cache=sharing)
             self._reader_pid = os.getpid()
-            self._reported = {}
         return self._readers
 
-    # -- epoch caps -----------------------------------------------------------------------
     def _cap_samples(self) -> np.ndarray | None:
         if self.epoch_cap is None:
             return None
-        per_epoch = np.array([o.samples_per_epoch for o in self._orders], dtype=np.float64)
+        per_epoch = np.array([o.samples_per_epoch for o in self._orders_of(self.seed)], dtype=np.float64)
         return np.floor(per_epoch * self.epoch_cap).astype(np.int64)
-
-    def _over_cap(self, schedule, block: int, caps: np.ndarray) -> bool:
-        """True when global batch `block` would pass a language's epoch cap (same on every rank)."""
-        counts = schedule.counts_at((block + 1) * self.global_batch)
-        over = np.nonzero(counts > caps)[0]
-        if not len(over):
-            return False
-        name = self.languages[int(over[0])]
-        if self.on_epoch_cap == "stop":
-            log.info("stream ends at position %d: %s reached its epoch cap", block * self.global_batch, name)
-            return True
-        raise EpochCapError(
-            f"language {name} would pass its epoch cap of {self.epoch_cap} epochs "
-            f"({int(caps[over[0]])} samples) in global batch {block} (position {block * self.global_batch}); "
-            f"lower its weight with add_stage, raise epoch_cap, or set on_epoch_cap='stop'"
-        )
 
     # -- helpers --------------------------------------------------------------------------
     def _weights_array(self, weights, where: str) -> np.ndarray:
@@ -443,6 +444,7 @@ class ClimbStream(IterableDataset):
         state["_reader_pid"] = None
         state["_schedule_cache"] = None
         state["_orders_cache"] = None
+        state["_live"] = None
         return state
 
     def heldout(self, lang: str):
@@ -473,18 +475,6 @@ def _max_over_ranks(value: int) -> int:
     return int(t.item())
 
 
-class ClimbDataLoader(DataLoader):
-    """A DataLoader that publishes each new iterator's start before its workers begin.
-
-    Workers created while `dataset._published` is set read the start the main process
-    published; persistent workers keep reading it at every new iterator.
-    """
-
-    def __iter__(self):
-        dataset = self.dataset
-        dataset._control.publish_start()
-        dataset._published = True
-        try:
-            return super().__iter__()
-        finally:
-            dataset._published = False
+def _stage_dicts(cursor: Cursor, languages: Sequence[str]) -> list[dict]:
+    return [{"start": start, "weights": {n: int(v) for n, v in zip(languages, w.tolist())}}
+            for start, w in cursor.stages]

@@ -4,7 +4,7 @@
     python examples/train_tiny_lm.py --out out/tiny            # run again: resumes from the checkpoint
 
 The loop itself lives in climbstream/train/loop.py (about 100 lines, plain PyTorch): read
-it to see how a loop records the consumed position (`stream.mark_consumed(batch)`), logs
+it to see how a loop keeps the consumed position (`stream.position`, which the loader follows), logs
 per-language loss (`LanguageLossTracker`), re-solves at checkpoints (`Reweighter`) and saves
 model, optimizer, dataset, tracker and re-weighter state together.
 """

@@ -126,7 +126,7 @@ def train(cfg: TrainConfig) -> dict:
             sched.step()
             opt.zero_grad(set_to_none=True)
             tracker.update(losses, batch["lang"])
-            position = stream.mark_consumed(batch)
+            position = stream.position  # the loader followed this batch
             step += 1
             stage = len(stream.stages()) - 1
             tracker.step(step, position, stage=stage, weights=stream.stages()[-1]["weights"],

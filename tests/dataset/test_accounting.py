@@ -8,7 +8,7 @@ import pytest
 from climbstream import ClimbStream
 
 from tests.corpora import WEIGHTS
-from .helpers import by_position, read_batches
+from .helpers import by_position, describe_batch, read_batches
 
 B = 16
 N_BATCHES = 12
@@ -30,18 +30,53 @@ def test_each_worker_count_yields_every_position_once_in_order(mds_corpus, refer
     assert stream.position == N_BATCHES * B
 
 
-def test_spawned_persistent_workers_continue_after_mark_consumed(mds_corpus, reference):
+def test_spawned_persistent_workers_follow_the_loader_across_add_stage(mds_corpus):
     stream = ClimbStream(mds_corpus, WEIGHTS, global_batch=B, seed=3, rank=0, world_size=1)
+    reference = ClimbStream(mds_corpus, WEIGHTS, global_batch=B, seed=3, rank=0, world_size=1)
     loader = stream.dataloader(num_workers=2, persistent_workers=True, multiprocessing_context="spawn")
+    new = {"aa": 0.1, "bb": 0.1, "cc": 0.1, "dd": 0.7}
     seen = []
-    for _ in range(2):  # two iterators over the same persistent workers
+    for round_ in range(2):  # two iterators over the same persistent workers, no mark_consumed
         it = iter(loader)
         for _ in range(N_BATCHES // 2):
-            batch = next(it)
-            seen.extend(batch["position"].tolist())
-            stream.mark_consumed(batch)
+            seen.append(describe_batch(next(it)))
         del it
-    assert seen == list(range(N_BATCHES * B))
+        if round_ == 0:
+            assert stream.add_stage(new) == N_BATCHES // 2 * B
+            reference.add_stage(new, position=N_BATCHES // 2 * B)
+    assert [p for b in seen for p in b["positions"]] == list(range(N_BATCHES * B))
+    assert by_position(seen) == by_position(read_batches(reference, N_BATCHES))
+
+
+DROPPED_SPAWN_ITERATORS = r"""
+import sys
+from climbstream import ClimbStream
+from tests.corpora import WEIGHTS
+if __name__ == "__main__":
+    stream = ClimbStream(sys.argv[1], WEIGHTS, global_batch=16, seed=3, rank=0, world_size=1)
+    loader = stream.dataloader(num_workers=2, multiprocessing_context="spawn")
+    for _ in range(20):
+        it = iter(loader)
+        next(it)
+        next(it)
+        del it  # unfinished: its workers are shut down while they prefetch
+    print(stream.position)
+"""
+
+
+def test_dropping_unfinished_spawn_iterators_twenty_times_kills_no_worker(mds_corpus, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "drop.py"
+    script.write_text(DROPPED_SPAWN_ITERATORS)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.run([sys.executable, str(script), mds_corpus], capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "PYTHONPATH": root})
+    assert "terminate called" not in proc.stderr and "killed by signal" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert int(proc.stdout.split()[-1]) == 40 * B  # and each new iterator went on where the last one stopped
 
 
 def test_wds_and_mds_corpora_give_the_same_stream(mds_corpus, wds_corpus):

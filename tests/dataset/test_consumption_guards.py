@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from climbstream import ClimbStream
 from climbstream.errors import ConfigError, StateError
@@ -38,12 +39,41 @@ def test_out_of_order_batches_are_refused(mds_corpus):
     s = stream_of(mds_corpus)
     with pytest.raises(ConfigError, match="in_order=False"):
         s.dataloader(in_order=False)
-    it = iter(s.dataloader(num_workers=0))
+    # a plain DataLoader with workers: only mark_consumed tells the stream what was consumed
+    it = iter(DataLoader(s, batch_size=B, num_workers=2))
     next(it)
     second = next(it)
     with pytest.raises(StateError, match="global batch 1 \\(position 16\\) arrived, but global batch 0 is next"):
         s.mark_consumed(second)
-    assert s.position == 0
+    with pytest.raises(StateError, match="the consumed position is unknown"):
+        s.state_dict()
+
+
+def test_the_loaders_own_batches_move_the_position_without_mark_consumed(mds_corpus):
+    s = stream_of(mds_corpus)
+    it = iter(s.dataloader(num_workers=2))
+    next(it)
+    second = next(it)
+    assert s.position == 2 * B
+    assert s.mark_consumed(second) == 2 * B  # marking what the loader followed changes nothing
+    assert s.state_dict()["position"] == 2 * B
+
+
+def test_a_plain_multi_worker_loader_without_mark_consumed_leaves_no_silent_position(mds_corpus):
+    s = stream_of(mds_corpus)
+    it = iter(DataLoader(s, batch_size=B, num_workers=2))
+    for _ in range(3):
+        next(it)
+    for ask in (s.state_dict, lambda: s.position, lambda: s.add_stage(WEIGHTS)):
+        with pytest.raises(StateError, match="consumed position is unknown.*stream.dataloader\\(\\)"):
+            ask()
+    del it
+    # a plain loader in the main process (num_workers=0) is followed: its iterator moves the position
+    t = stream_of(mds_corpus)
+    plain = iter(DataLoader(t, batch_size=B, num_workers=0))
+    for _ in range(3):
+        next(plain)
+    assert t.state_dict()["position"] == 3 * B
 
 
 def test_batches_prefetched_before_add_stage_cannot_be_consumed(mds_corpus):
