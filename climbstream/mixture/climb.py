@@ -11,9 +11,10 @@ magnitude: the smallest mu for which some feasible r has W (a + D r) >= x(mu), f
 root search on the LP value t*(mu) = max{t : W (a + D r) >= t x(mu)} = 1 (HiGHS). A
 language pinned at its cap that still limits t is fixed there and the LP re-solved. The
 two-step answer equals the optimum only when W's column sums are equal, so `polish`
-minimizes F directly from it (SLSQP up to POLISH_SLSQP_MAX_K languages; above, an
-active-set projected Newton method with the exact Hessian, which SLSQP's dense quasi-Newton
-updates cannot match in time) and both answers are reported with their F.
+minimizes F directly from it (mixture/polish.py: projected Newton with the exact Hessian
+and a KKT-residual stop, at any K; SLSQP on request) and both answers are reported with
+their F. `polish_converged` means the KKT residual is below KKT_TOLERANCE, whatever
+method ran.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from scipy.optimize import brentq, linprog, minimize
 from climbstream.errors import SolverError
 from climbstream.mixture.caps import project
 from climbstream.mixture.laws import ClimbLaw, repeated_tokens
+from climbstream.mixture.polish import TOLERANCE as KKT_TOLERANCE
+from climbstream.mixture.polish import duality_gap, kkt_residual
+from climbstream.mixture.polish import polish as newton_polish
 
 log = logging.getLogger(__name__)
-
-POLISH_SLSQP_MAX_K = 20
 
 
 @dataclass
@@ -43,6 +45,7 @@ class ClimbSolution:
     polish_method: str
     polish_converged: bool
     info: dict = field(default_factory=dict)
+    kkt_residual: float = float("nan")
 
 
 class Objective:
@@ -153,75 +156,6 @@ def _slsqp(obj: Objective, r0, floors, caps):
     return r, bool(res.success), int(res.nit)
 
 
-def _project_euclidean(v, floors, caps):
-    """Euclidean projection onto {sum r = 1, floors <= r <= caps} (bisection on the shift)."""
-    lo, hi = float(np.min(v - caps)), float(np.max(v - floors))
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if np.clip(v - mid, floors, caps).sum() > 1.0:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-16 * max(1.0, abs(hi)):
-            break
-    r = np.clip(v - hi, floors, caps)
-    free = (r > floors) & (r < caps)
-    if free.any():
-        r[free] += (1.0 - r.sum()) / free.sum()
-    return np.clip(r, floors, caps)
-
-
-def _projected_newton(obj: Objective, r0, floors, caps, iters=200):
-    """Active-set projected Newton with the exact Hessian and an Armijo search on the projection arc.
-
-    Each iteration solves the equality-constrained Newton system on the free variables
-    (O(K^3)); convergence is quadratic near the optimum, so a few dozen iterations suffice.
-    """
-    r = _project_euclidean(r0, floors, caps)
-    f, g = obj.value_grad(r)
-    eps = 1e-12
-    converged = False
-    it = 0
-    for it in range(iters):
-        H = obj.hessian(r)
-        inside = (r > floors + eps) & (r < caps - eps)
-        nu = float(np.mean(g[inside])) if inside.any() else float(np.median(g))
-        free = inside | ((r <= floors + eps) & (g - nu < 0)) | ((r >= caps - eps) & (g - nu > 0))
-        if not free.any():
-            converged = True
-            break
-        idx = np.flatnonzero(free)
-        m = len(idx)
-        kkt = np.zeros((m + 1, m + 1))
-        kkt[:m, :m] = H[np.ix_(idx, idx)] + 1e-12 * np.trace(H) / len(r) * np.eye(m)
-        kkt[:m, m] = kkt[m, :m] = 1.0
-        try:
-            sol = np.linalg.solve(kkt, np.append(-g[idx], 0.0))
-        except np.linalg.LinAlgError:
-            sol = np.linalg.lstsq(kkt, np.append(-g[idx], 0.0), rcond=None)[0]
-        d = np.zeros_like(r)
-        d[idx] = sol[:m]
-        if np.abs(d).max() < 1e-15:
-            converged = True
-            break
-        t = 1.0
-        while True:
-            rn = _project_euclidean(r + t * d, floors, caps)
-            fn, gn = obj.value_grad(rn)
-            if fn <= f + 1e-4 * float(g @ (rn - r)) or t < 1e-12:
-                break
-            t *= 0.5
-        if fn > f:
-            converged = True  # no descent left at machine precision
-            break
-        done = f - fn <= 1e-15 * max(1.0, abs(f)) and np.abs(rn - r).max() < 1e-12
-        r, f, g = rn, fn, gn
-        if done:
-            converged = True
-            break
-    return r, converged, it + 1
-
-
 def solve_climb(law: ClimbLaw, budget_tokens: float, floors: np.ndarray, caps: np.ndarray, *,
                 importance: np.ndarray | None = None, consumed: np.ndarray | None = None,
                 polish: str = "auto") -> ClimbSolution:
@@ -233,17 +167,23 @@ def solve_climb(law: ClimbLaw, budget_tokens: float, floors: np.ndarray, caps: n
     r2, info = two_step(law, float(budget_tokens), a, w, floors.copy(), caps.copy())
     r2 = project(np.clip(r2, floors, caps), floors, caps)
     F2 = obj.value(r2)
-    method = polish if polish != "auto" else ("slsqp" if k <= POLISH_SLSQP_MAX_K else "newton")
+    method = "newton" if polish == "auto" else polish
     if method == "none":
-        return ClimbSolution(r2, r2, F2, F2, "none", False, info)
+        return ClimbSolution(r2, r2, F2, F2, "none", False, info, _kkt(obj, r2, floors, caps))
     if method == "slsqp":
-        rp, ok, nit = _slsqp(obj, r2, floors, caps)
+        rp, _, nit = _slsqp(obj, r2, floors, caps)
     elif method == "newton":
-        rp, ok, nit = _projected_newton(obj, r2, floors, caps)
+        rp, _, nit, _ = newton_polish(obj.value_grad, obj.hessian, r2, floors, caps)
     else:
         raise SolverError(f"unknown polish method {polish!r}; expected auto, slsqp, newton or none")
     Fp = obj.value(rp)
     if not np.isfinite(Fp) or Fp > F2:
         rp, Fp = r2, F2
+    kkt = _kkt(obj, rp, floors, caps)
     info["polish_iterations"] = nit
-    return ClimbSolution(rp, r2, F2, Fp, method, ok, info)
+    info["duality_gap"] = duality_gap(rp, obj.value_grad(rp)[1], floors, caps)
+    return ClimbSolution(rp, r2, F2, Fp, method, kkt <= KKT_TOLERANCE, info, kkt)
+
+
+def _kkt(obj: Objective, r: np.ndarray, floors: np.ndarray, caps: np.ndarray) -> float:
+    return kkt_residual(r, obj.value_grad(r)[1], floors, caps)

@@ -78,7 +78,7 @@ def _climb(box: Feasible, law: ClimbLaw, w: np.ndarray, polish: str) -> tuple[np
     params = {
         "two_step": {"ratios": named(sol.two_step), "F": sol.F_two_step, **sol.info},
         "polished": {"ratios": named(sol.ratios), "F": sol.F_polished, "method": sol.polish_method,
-                     "converged": sol.polish_converged},
+                     "converged": sol.polish_converged, "kkt_residual": sol.kkt_residual},
         "chosen": "polished" if sol.F_polished < sol.F_two_step else "two_step",
     }
     return sol.ratios[order], params
