@@ -15,6 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all-tokens", action="store_true", help="fit every token count, not only each run's last")
     parser.add_argument("--w-max", type=float, default=None, help="upper bound on transfers W_ij (default 0.5)")
     parser.add_argument("--ridge", type=float, default=None, help="shrinkage of W toward 0")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the law as JSON")
 
 
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         law = fit_climb_law(runs, isolated=args.kind == "isolated", use_all_tokens=args.all_tokens,
                             w_max=DEFAULT_W_MAX if args.w_max is None else args.w_max,
-                            ridge=DEFAULT_RIDGE if args.ridge is None else args.ridge)
+                            ridge=DEFAULT_RIDGE if args.ridge is None else args.ridge, progress=not args.quiet)
     save_law(law, args.out)
     print(json.dumps(law.to_dict(), indent=2) if args.json else _table(law))
     return 0

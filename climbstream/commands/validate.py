@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="directory for report.json, interactions.png, allocations.png, *.yaml")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     runs = load_runs(args.runs)
     counts = read_counts(args.counts) if args.counts else None
     report = validate_runs(runs, counts, args.budget, e_max=args.max_epochs, floor=args.floor,
-                           folds=args.folds, seed=args.seed)
+                           folds=args.folds, seed=args.seed, progress=not args.quiet)
     data = summary(report)
     if args.out:
         out = Path(args.out)

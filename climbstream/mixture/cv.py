@@ -46,8 +46,12 @@ def cross_validate(
     ridge: float = DEFAULT_RIDGE,
     use_all_tokens: bool = False,
     huber_delta: float = HUBER_DELTA,
+    on_fold=None,
 ) -> dict:
-    """k-fold CV by run: {kind, folds, seed, metric, mae_nats, per_language, per_fold}."""
+    """k-fold CV by run: {kind, folds, seed, metric, mae_nats, per_language, per_fold}.
+
+    `on_fold()` is called after each fold's fit (for progress bars).
+    """
     if kind not in KINDS:
         raise SolverError(f"unknown law kind {kind!r}; expected one of {', '.join(KINDS)}")
     ids = runs.run_ids()
@@ -67,6 +71,8 @@ def cross_validate(
         err = np.abs(predict_rows(law, test) - test.losses)
         errors.append(err)
         per_fold.append(float(err.mean()))
+        if on_fold is not None:
+            on_fold()
     allerr = np.vstack(errors)
     return {
         "kind": kind,

@@ -153,13 +153,17 @@ def fit_rows(
     ridge: float = DEFAULT_RIDGE,
     delta: float = HUBER_DELTA,
     kind: str = "climb",
+    progress: bool = False,
 ) -> ClimbLaw:
     """Fit a ClimbLaw to rows of (tokens seen per language, loss per language).
 
     `tokens_seen` is n x K (already repetition-discounted if wanted). With fit_W the
     off-diagonal W entries are fitted in [0, w_max]; otherwise W_fixed (or I) is used.
-    `params` (model sizes per row) adds the A/N^alpha term when it varies.
+    `params` (model sizes per row) adds the A/N^alpha term when it varies. `progress`
+    shows a bar with one step per language (each row is fitted from several starts).
     """
+    from tqdm import tqdm
+
     T = np.asarray(tokens_seen, dtype=np.float64)
     Y = np.asarray(losses, dtype=np.float64)
     n, k = Y.shape
@@ -174,7 +178,7 @@ def fit_rows(
     E, B, beta = np.zeros(k), np.zeros(k), np.zeros(k)
     A = np.zeros(k) if params is not None else None
     alpha = np.zeros(k) if params is not None else None
-    for i in range(k):
+    for i in tqdm(range(k), desc=f"fit {kind}", unit="lang", disable=not progress, leave=False):
         free = [j for j in range(k) if j != i] if (fit_W and w_max > 0) else []
         w_fixed = W0[i].copy()
         w_fixed[free] = 0.0
@@ -208,6 +212,7 @@ def fit_climb_law(
     use_all_tokens: bool = False,
     isolated: bool = False,
     huber_delta: float = HUBER_DELTA,
+    progress: bool = False,
 ) -> ClimbLaw:
     """Fit the Climb law (or, with isolated=True, the law with W = I) to proxy runs.
 
@@ -219,7 +224,7 @@ def fit_climb_law(
     law = fit_rows(
         tokens_seen, rows.losses, rows.languages, params=rows.params,
         fit_W=not isolated, w_max=w_max, ridge=ridge, delta=huber_delta,
-        kind="isolated" if isolated else "climb",
+        kind="isolated" if isolated else "climb", progress=progress,
     )
     if law.params_ref is None:
         law.params_ref = float(np.max(rows.params))

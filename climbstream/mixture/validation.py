@@ -30,16 +30,26 @@ def validate_runs(
     floor: float | None = None,
     folds: int = 4,
     seed: int = 0,
+    progress: bool = False,
 ) -> dict:
     """{cv: {kind: cv dict}, law: ClimbLaw, laws: {...}, allocations: {method: Allocation} or {}}.
 
     Allocations need counts; the budget defaults to the runs' largest token count.
     Each allocation's pred_loss is under the Climb law; `params.own_law_pred_mean_loss`
-    keeps what msl/isolated predict for themselves.
+    keeps what msl/isolated predict for themselves. `progress` shows one bar step per fit
+    (folds x laws, then the three final fits).
     """
-    cv = {kind: cross_validate(runs, kind, folds=folds, seed=seed) for kind in KINDS}
-    law = fit_climb_law(runs)
-    laws = {"climb": law, "isolated": fit_climb_law(runs, isolated=True), "msl": fit_msl_law(runs)}
+    from tqdm import tqdm
+
+    with tqdm(total=len(KINDS) * (folds + 1), desc="validate", unit="fit", disable=not progress) as bar:
+        cv = {kind: cross_validate(runs, kind, folds=folds, seed=seed, on_fold=lambda: bar.update(1))
+              for kind in KINDS}
+        law = fit_climb_law(runs)
+        bar.update(1)
+        laws = {"climb": law, "isolated": fit_climb_law(runs, isolated=True)}
+        bar.update(1)
+        laws["msl"] = fit_msl_law(runs)
+        bar.update(1)
     allocations: dict[str, Allocation] = {}
     if counts is not None:
         budget = float(budget_tokens if budget_tokens is not None else runs.tokens.max())

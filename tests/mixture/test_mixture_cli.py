@@ -97,3 +97,14 @@ def test_runs_table_round_trips_through_json(tmp_path, runs_csv):
     runs.save(tmp_path / "r.json")
     back = load_runs(tmp_path / "r.json")
     assert np.allclose(back.losses, runs.losses) and back.languages == runs.languages
+
+
+def test_fit_and_validate_show_progress_unless_quiet(tmp_path, runs_csv, capsys):
+    assert main(["fit", str(runs_csv), "--out", str(tmp_path / "law.yaml")]) == 0
+    assert "fit climb" in capsys.readouterr().err
+    assert main(["validate", str(runs_csv), "--folds", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "validate" in err and "9/9" in err  # 3 laws x (2 folds + the final fit)
+    assert main(["validate", str(runs_csv), "--folds", "2", "-q"]) == 0
+    assert main(["fit", str(runs_csv), "--out", str(tmp_path / "law.yaml"), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
