@@ -189,8 +189,11 @@ def solve_remaining(
     else:
         cur = np.array([float(current.get(n, 0.0)) for n in names])
         cur = cur / cur.sum()
+    # Project the current mixture first: the damped step between two feasible points is
+    # feasible (the box is convex), so the step taken is exactly `damping` of the way.
+    cur = project(cur, box.floors, box.caps)
     new = np.array([target.languages[n].ratio for n in names])
-    r = project(np.maximum(cur + damping * (new - cur), 0.0), box.floors, box.caps)
+    r = cur + damping * (new - cur)
     params = {"target": target.ratios(), "damping": damping, "from": dict(zip(names, cur.tolist())),
               "target_pred_mean_loss": target.pred_mean_loss,
               "two_step_F": target.params["two_step"]["F"], "polished_F": target.params["polished"]["F"]}

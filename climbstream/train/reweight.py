@@ -9,7 +9,8 @@ current mixture and logs why; (3) otherwise refits on all points, solves for the
 remaining budget with epoch caps that count tokens already consumed, (4) moves only
 `damping` of the way to the new answer (a convex step, so a language the solve keeps
 above `floor` and the current mixture has above it stays above it), and (5)
-appends the result as a new stage at the consumed position. Every verdict is logged in
+appends the result as a new stage at the consumed position. With `law=` (the offline
+law, or its file) the online fits keep its W and refit E, B and beta; without, W = I. Every verdict is logged in
 `decisions`, which is part of its state, so a resumed run makes the same decisions.
 """
 
@@ -30,7 +31,7 @@ class Reweighter:
 
     def __init__(self, languages: Sequence[str], available_tokens: Mapping[str, int], budget_tokens: float,
                  seq_len: int, *, e_max: float = 8.0, floor: float = 0.01, damping: float = 0.5,
-                 guard_threshold: float = 0.05, min_points: int = 4, source: str = "auto"):
+                 guard_threshold: float = 0.05, min_points: int = 4, source: str = "auto", law=None):
         if not 0 < damping <= 1:
             raise ConfigError(f"Reweighter: damping must be in (0, 1], got {damping}")
         if source not in ("auto", "heldout", "language"):
@@ -43,6 +44,7 @@ class Reweighter:
         self.seq_len = int(seq_len)
         self.e_max, self.floor, self.damping = float(e_max), float(floor), float(damping)
         self.guard_threshold, self.min_points, self.source = float(guard_threshold), int(min_points), source
+        self.law = _offline_law(law)  # its W is kept in the online fits (E, B, beta refitted)
         self.decisions: list[dict] = []
         self.history: list[dict] = []  # loss points seen so far (kept in the checkpoint)
         self._seen: set[tuple] = set()
@@ -107,7 +109,7 @@ class Reweighter:
         points = len({r["step"] for r in records})
         if points < self.min_points:
             return {"verdict": "keep", "detail": f"{points} loss points, need {self.min_points}"}
-        guard = guard_prediction(records, counts=self.available, threshold=self.guard_threshold)
+        guard = guard_prediction(records, self.law, counts=self.available, threshold=self.guard_threshold)
         if not guard.ok:
             return {"verdict": "keep", "guard_error": guard.error_nats,
                     "detail": f"guard: the fit before step {guard.predicted_step} missed it by "
@@ -117,7 +119,7 @@ class Reweighter:
         remaining = self.budget_tokens - float(consumed.sum())
         if remaining <= 0:
             return {"verdict": "keep", "guard_error": guard.error_nats, "detail": "budget already consumed"}
-        law = fit_online_law(records, counts=self.available)
+        law = fit_online_law(records, self.law, counts=self.available)
         current = _current_ratios(stream)
         allocation = solve_remaining(law, consumed_tokens, remaining, self.available, e_max=self.e_max,
                                      floor=self.floor, damping=self.damping, current=current)
@@ -145,6 +147,15 @@ class Reweighter:
         self.history = []
         self._seen = set()
         self.observe(state["history"])
+
+
+def _offline_law(law):
+    """A ClimbLaw, or the path of a law file from 'climbstream fit', or None (W = I)."""
+    if law is None or not isinstance(law, (str, bytes)) and not hasattr(law, "__fspath__"):
+        return law
+    from climbstream.mixture.laws import load_law
+
+    return load_law(law)
 
 
 def _current_ratios(stream) -> dict[str, float]:

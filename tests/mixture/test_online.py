@@ -82,3 +82,29 @@ def test_loss_log_missing_a_language_at_a_flush_names_the_step():
     log = [r for r in loss_log(flushes=4) if not (r.get("step") == 300 and r.get("lang") == "fr")]
     with pytest.raises(SolverError, match="step 300.*fr"):
         history_arrays(log)
+
+
+def test_damping_steps_exactly_halfway_from_an_infeasible_current_mixture():
+    consumed = {"en": 1_000_000, "fr": 1_000_000, "is": 100_000}
+    # 'is' has 200k tokens: with e_max 1 it may take at most 100k more of 4M (2.5%), so the
+    # current mixture (20% 'is') is outside the feasible set and is projected before the step
+    current = {"en": 0.4, "fr": 0.4, "is": 0.2}
+    full = solve_remaining(TRUTH, consumed, 4_000_000, COUNTS, e_max=1, floor=0.0, damping=1.0, current=current)
+    half = solve_remaining(TRUTH, consumed, 4_000_000, COUNTS, e_max=1, floor=0.0, damping=0.5, current=current)
+    start = np.array([half.params["from"][n] for n in ("en", "fr", "is")])
+    assert start[2] == pytest.approx(0.025)  # projected onto the cap
+    for k, n in enumerate(["en", "fr", "is"]):
+        assert half.languages[n].ratio == pytest.approx(start[k] + 0.5 * (full.languages[n].ratio - start[k]), abs=1e-9)
+
+
+def test_reweighter_fits_online_with_the_offline_laws_W(tmp_path):
+    from climbstream.mixture.laws import save_law
+    from climbstream.train.reweight import Reweighter
+
+    path = tmp_path / "law.yaml"
+    save_law(TRUTH, path)
+    r = Reweighter(list(TRUTH.languages), COUNTS, 4e6, 128, law=str(path))
+    assert np.array_equal(r.law.W, TRUTH.W)
+    online = fit_online_law(loss_log(flushes=8), r.law)
+    assert np.array_equal(online.W, TRUTH.W)
+    assert np.array_equal(fit_online_law(loss_log(flushes=8)).W, np.eye(3))  # without a law: W = I
