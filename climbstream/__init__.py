@@ -16,6 +16,8 @@ _LAZY = {
     "LanguageLossTracker": "climbstream.train.losses",
     "Reweighter": "climbstream.train.reweight",
     "ClimbstreamError": "climbstream.errors",
+    "StorageOptions": "climbstream.storage.options",
+    "ClimbDataLoader": "climbstream.loader",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -27,3 +29,7 @@ def __getattr__(name: str):
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'climbstream' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
