@@ -43,6 +43,7 @@ from climbstream.state import StreamState, stages_from_state
 from climbstream.stream_iterator import StreamIterator
 from climbstream.weight_spec import resolve_ratios
 from climbstream.weights import WEIGHT_TOTAL, integer_weights
+from climbstream.worker_exit import on_worker_exit
 from climbstream.schedule.warm import warm_kernels
 
 # Load the compiled schedule kernels here, once, so the DataLoader workers forked later
@@ -377,12 +378,14 @@ class ClimbStream(IterableDataset):
         """A worker's iterator: from a state loaded into it, from the copy of the dataset it was
         created with (its first iterator), or from what the main process published last
         (a persistent worker's later iterators)."""
+        first = self._iterator_pid != os.getpid()
+        if first:
+            self._iterator_pid = os.getpid()
+            on_worker_exit(self._close_readers)
         if self._loaded_here is not None:
             (cursor, state), self._loaded_here = self._loaded_here, None
         else:
-            first = self._iterator_pid != os.getpid()
             cursor, state = (self._cursor if first else self._control.published()), None
-        self._iterator_pid = os.getpid()
         iterator = StreamIterator(self, cursor, info.id, info.num_workers, in_main=False)
         if state is not None:
             iterator.load_state_dict(state)
@@ -417,6 +420,11 @@ class ClimbStream(IterableDataset):
             self._readers = self.corpus.open_readers(**self._reader_options, readers_sharing_cache=sharing)
             self._reader_pid = os.getpid()
         return self._readers
+
+    def _close_readers(self) -> None:
+        if self._readers is not None and self._reader_pid == os.getpid():
+            self._readers.close()
+        self._readers = None
 
     def _cap_samples(self) -> np.ndarray | None:
         if self.epoch_cap is None:
