@@ -48,7 +48,7 @@ def main() -> None:
     ckpt = os.path.join(args.out, "ddp.pt")
     step = 0
     if os.path.exists(ckpt):
-        state = torch.load(ckpt, weights_only=False)
+        state = torch.load(ckpt, weights_only=True)
         model.load_state_dict(state["model"]); opt.load_state_dict(state["opt"])
         stream.load_state_dict(state["data"]); step = state["step"]
     for batch in stream.dataloader(num_workers=1):

@@ -43,17 +43,22 @@ def run(args) -> int:
 
 def _read_state(path: str) -> dict:
     """A dataset state from a JSON file or a torch checkpoint ({'data': state, ...})."""
+    import pickle
+
     from climbstream.errors import ConfigError
 
     try:
         if path.endswith((".pt", ".pth", ".ckpt")):
             import torch
 
-            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)  # a file cannot run code
             return checkpoint["data"] if "data" in checkpoint else checkpoint
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except FileNotFoundError:
         raise ConfigError(f"--state: {path} does not exist") from None
+    except pickle.UnpicklingError as err:
+        raise ConfigError(f"--state: {path} holds objects other than tensors and plain data, refused unread "
+                          f"(torch.load weights_only): {str(err).splitlines()[0]}") from None
     except (json.JSONDecodeError, KeyError, TypeError, RuntimeError) as err:
         raise ConfigError(f"--state: {path} is not a dataset state or a checkpoint holding one ({err})") from None

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 
-from climbstream.errors import ConfigError
+from climbstream.errors import ConfigError, StateError
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,11 @@ def _restore(cfg, model, opt, sched, stream, tracker, reweighter) -> int:
     path = os.path.join(cfg.out_dir, CHECKPOINT)
     if not (cfg.resume and os.path.exists(path)):
         return 0
-    state = torch.load(path, weights_only=False)
+    try:
+        state = torch.load(path, weights_only=True)  # tensors and plain data only: a file cannot run code
+    except pickle.UnpicklingError as err:
+        raise StateError(f"{path}: the checkpoint holds objects other than tensors and plain data, refused "
+                         f"unread (torch.load weights_only): {str(err).splitlines()[0]}") from None
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["lr_schedule"])

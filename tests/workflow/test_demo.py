@@ -33,7 +33,7 @@ def test_demo_runs_end_to_end_and_a_rerun_reuses_the_finished_run(tmp_path):
 
     # A checkpoint whose re-solving state an earlier version wrote fails clearly, naming it.
     checkpoint = os.path.join(out, "train", "checkpoint.pt")
-    state = torch.load(checkpoint, weights_only=False)
+    state = torch.load(checkpoint, weights_only=True)
     del state["reweighter"]["history"]
     torch.save(state, checkpoint)
     with pytest.raises(StateError, match=r"checkpoint\.pt: reweighter: the re-solving state lacks \['history'\].*--fresh"):
