@@ -82,7 +82,7 @@ class StreamIterator:
             )
         plan = self._plan(block)
         following = block + self.num_workers
-        self._hint(plan, self._plan(following) if self._in_stream(following) else None)
+        self._hint(plan, self._plan(following) if self._in_stream(following, hint=True) else None)
         samples = self._read(plan)
         self._report(len(plan))
         self._plans.pop(block, None)
@@ -94,12 +94,16 @@ class StreamIterator:
         self._finished = True
         raise StopIteration
 
-    def _in_stream(self, block: int) -> bool:
-        """False past stop_position, or where an epoch cap ends the stream ('stop')."""
+    def _in_stream(self, block: int, hint: bool = False) -> bool:
+        """False past stop_position, or where an epoch cap ends the stream ('stop').
+
+        With `hint` (asking only whether to prefetch the batch after this one) a cap never
+        raises: the error belongs to the batch that passes it, when it is next.
+        """
         stream = self._stream
         if stream.stop_position is not None and block >= stream.stop_position // stream.global_batch:
             return False
-        return not self._over_cap(block)
+        return not self._over_cap(block, raise_error=not hint)
 
     def _plan(self, block: int) -> Plan:
         if block not in self._plans:
@@ -151,7 +155,7 @@ class StreamIterator:
         self._reported = m
 
     # -- epoch caps -----------------------------------------------------------------------
-    def _over_cap(self, block: int) -> bool:
+    def _over_cap(self, block: int, raise_error: bool = True) -> bool:
         """True when global batch `block` would pass a language's epoch cap (same on every rank)."""
         stream = self._stream
         caps = stream._cap_samples()
@@ -161,6 +165,8 @@ class StreamIterator:
         over = np.nonzero(counts > caps)[0]
         if not len(over):
             return False
+        if not raise_error:
+            return True
         name = stream.languages[int(over[0])]
         if stream.on_epoch_cap == "stop":
             log.info("stream ends at position %d: %s reached its epoch cap", block * stream.global_batch, name)

@@ -13,10 +13,19 @@ B = 16
 HEAVY_DD = {"aa": 0.1, "bb": 0.1, "cc": 0.1, "dd": 0.7}
 
 
-def test_epoch_cap_error_names_the_language(mds_corpus):
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_epoch_cap_error_names_the_language_after_every_batch_below_the_cap(mds_corpus, num_workers):
     s = ClimbStream(mds_corpus, HEAVY_DD, global_batch=B, rank=0, world_size=1, epoch_cap=1.0)
+    dd = s.languages.index("dd")
+    cap = s.samples_per_epoch()["dd"]
+    passing = next(b for b in range(1000) if s.schedule.counts_at((b + 1) * B)[dd] > cap)
+    loader = iter(s.dataloader(num_workers=num_workers))
+    got = 0
     with pytest.raises(EpochCapError, match="language dd would pass its epoch cap of 1.0 epochs"):
-        read_batches(s, 1000)
+        for _ in range(1000):
+            next(loader)
+            got += 1
+    assert got == passing  # every batch within the cap reached the loop, the passing one did not
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
