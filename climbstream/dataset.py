@@ -207,7 +207,7 @@ class ClimbStream(IterableDataset):
                 "DataLoader iterator (iter(loader)) and train on its batches"
             )
         self._control.consumption_reported()
-        self._consumed_to(end, publish=True)
+        self._set_cursor(self._cursor.at(end))  # published: a plain loader's persistent workers start there
         return end
 
     def _batch_span(self, batch: Mapping, where: str, *, behind_ok: bool = False) -> tuple[int, int]:
@@ -334,11 +334,13 @@ class ClimbStream(IterableDataset):
         self._cursor = cursor
         self._control.publish(cursor)
 
-    def _consumed_to(self, position: int, publish: bool = False) -> None:
-        """The loop received everything before `position` (a global batch boundary)."""
+    def _consumed_to(self, position: int) -> None:
+        """The loop received everything before `position` (a global batch boundary).
+
+        Not published: a followed iterator is running, and its workers already started;
+        ClimbDataLoader publishes at the next `iter(loader)`.
+        """
         self._cursor = self._cursor.at(position)
-        if publish:
-            self._control.publish(self._cursor)
 
     # -- plans (no I/O) -------------------------------------------------------------------
     def plan(self, start: int, stop: int) -> Plan:

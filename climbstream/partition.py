@@ -46,12 +46,12 @@ class Layout:
         start = batch * self.global_batch + self.rank * self.local_batch
         return start, start + self.local_batch
 
-    def batches_for_worker(self, first_batch: int, worker: int, num_workers: int, stop_batch: int | None):
-        """Global batch indices worker `worker` of `num_workers` produces, in order."""
-        b = first_batch + worker
-        while stop_batch is None or b < stop_batch:
-            yield b
-            b += num_workers
+    def first_batch(self, position: int, worker: int) -> int:
+        """The global batch worker `worker` produces first in an iterator starting at `position`.
+
+        Its next ones follow every num_workers batches (torch's round robin).
+        """
+        return position // self.global_batch + worker
 
     def block_after(self, position: int) -> int:
         """The first global batch boundary at or after `position` (ranks consume in lockstep)."""

@@ -40,13 +40,14 @@ class StreamIterator:
         self._slot = stream._control.check_slot(worker)
         self._readers = None
         self._reported: dict = {}
-        self._restart(cursor, cursor.position // stream.global_batch + worker)
+        self._restart(cursor, stream.layout.first_batch(cursor.position, worker))
 
     def _restart(self, cursor: Cursor, next_batch: int) -> None:
         stream = self._stream
         self._cursor = cursor
         self._schedule = stream._schedule_of(cursor)
         self._orders = stream._orders_of(cursor.seed)
+        self._caps = stream._cap_samples()  # samples per language allowed by epoch_cap, or None
         self._next_batch = int(next_batch)
         self._done = cursor.position  # end of the last global batch yielded whole
         self._pending: list[dict] = []  # the current batch's samples not yet yielded, reversed
@@ -158,7 +159,7 @@ class StreamIterator:
     def _over_cap(self, block: int, raise_error: bool = True) -> bool:
         """True when global batch `block` would pass a language's epoch cap (same on every rank)."""
         stream = self._stream
-        caps = stream._cap_samples()
+        caps = self._caps
         if caps is None:
             return False
         counts = self._schedule.counts_at((block + 1) * stream.global_batch)
@@ -194,7 +195,7 @@ class StreamIterator:
         """The batch to produce next under `state`; checks it was saved by this worker of as many."""
         place = state.get("iterator")
         if place is None:
-            return cursor.position // self._stream.global_batch + self.worker
+            return self._stream.layout.first_batch(cursor.position, self.worker)
         if (int(place["worker"]), int(place["num_workers"])) != (self.worker, self.num_workers):
             raise StateError(
                 f"this loader state was saved by DataLoader worker {place['worker']} of {place['num_workers']} and "
