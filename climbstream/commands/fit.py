@@ -8,13 +8,27 @@ import json
 HELP = "fit a loss law (climb, isolated, msl) to proxy runs and save it as YAML"
 
 
+def _ridge(text: str):
+    if text == "cv":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 or 'cv', got {text!r}") from None
+    if not (value >= 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 or 'cv', got {text!r}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", help="runs table (.csv or .json) from 'climbstream sweep'")
     parser.add_argument("--out", required=True, help="law YAML to write")
     parser.add_argument("--kind", choices=["climb", "msl", "isolated"], default="climb")
     parser.add_argument("--all-tokens", action="store_true", help="fit every token count, not only each run's last")
     parser.add_argument("--w-max", type=float, default=None, help="upper bound on transfers W_ij (default 0.5)")
-    parser.add_argument("--ridge", type=float, default=None, help="shrinkage of W toward 0")
+    parser.add_argument("--ridge", type=_ridge, default=None,
+                        help="shrinkage of W toward 0: a weight >= 0, or 'cv' (default: each language "
+                             "picks it by cross-validation over runs)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the law as JSON")
 

@@ -43,7 +43,7 @@ def cross_validate(
     seed: int = 0,
     *,
     w_max: float = DEFAULT_W_MAX,
-    ridge: float = DEFAULT_RIDGE,
+    ridge: float | str = DEFAULT_RIDGE,
     use_all_tokens: bool = False,
     huber_delta: float = HUBER_DELTA,
     on_fold=None,

@@ -28,6 +28,7 @@ from climbstream.errors import SolverError, check_version
 
 LAW_VERSION = 1
 MIN_EFFECTIVE_TOKENS = 1e-9
+MSL_MIN_RATIO = 1e-6  # the share the MSL fit clips log p at; laws without min_ratio use it
 
 
 def _vec(values: Sequence[float] | np.ndarray, k: int, name: str) -> np.ndarray:
@@ -58,6 +59,12 @@ class ClimbLaw:
 
     `A`/`alpha` are None when fitted at one model size (the N term folds into E).
     `unique_tokens`/`repetition_decay_epochs` are set only by the online fit.
+    `min_effective_tokens` (set by the isolated fit: the least each language had in its
+    runs) is where predictions stop extrapolating: without transfers B x^-beta grows
+    without bound as a share goes to 0 (a share of ~0 predicted 33 nats where the truth
+    was 10.6), so a prediction there is the loss at that least amount. A Climb law keeps
+    extrapolating: its transfers bound x (clamping it tripled its error on such mixtures).
+    The solver's objective is the smooth law, unclamped.
     """
 
     languages: tuple[str, ...]
@@ -72,10 +79,14 @@ class ClimbLaw:
     unique_tokens: np.ndarray | None = None
     repetition_decay_epochs: float | None = None
     fit_info: dict = field(default_factory=dict)
+    min_effective_tokens: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.languages = tuple(self.languages)
         k = len(self.languages)
+        if self.min_effective_tokens is not None:
+            self.min_effective_tokens = np.maximum(_vec(self.min_effective_tokens, k, "min_effective_tokens"),
+                                                   MIN_EFFECTIVE_TOKENS)
         if k == 0 or len(set(self.languages)) != k:
             raise SolverError(f"law: languages must be distinct and non-empty, got {list(self.languages)}")
         self.E, self.B, self.beta = _vec(self.E, k, "E"), _vec(self.B, k, "B"), _vec(self.beta, k, "beta")
@@ -112,8 +123,9 @@ class ClimbLaw:
         return np.maximum(d @ self.W.T, MIN_EFFECTIVE_TOKENS)
 
     def loss_at_effective(self, x: np.ndarray, params: float | None = None) -> np.ndarray:
-        """Per-language loss at effective tokens x, shape (..., K)."""
-        return self.irreducible(params) + self.B * np.maximum(x, MIN_EFFECTIVE_TOKENS) ** (-self.beta)
+        """Per-language loss at effective tokens x, shape (..., K), x clamped at min_effective_tokens."""
+        floor = MIN_EFFECTIVE_TOKENS if self.min_effective_tokens is None else self.min_effective_tokens
+        return self.irreducible(params) + self.B * np.maximum(x, floor) ** (-self.beta)
 
     def predict(self, ratios: np.ndarray, tokens: float | np.ndarray, params: float | None = None) -> np.ndarray:
         """Per-language loss for mixtures `ratios` (K or n x K) trained on `tokens` tokens."""
@@ -143,6 +155,8 @@ class ClimbLaw:
         if self.unique_tokens is not None:
             out["unique_tokens"] = self.unique_tokens.tolist()
             out["repetition_decay_epochs"] = self.repetition_decay_epochs
+        if self.min_effective_tokens is not None:
+            out["min_effective_tokens"] = self.min_effective_tokens.tolist()
         out["fit_info"] = _plain(self.fit_info)
         return out
 
@@ -152,7 +166,10 @@ class MslLaw:
     """MSL baseline at one token count: L_f = C_f * p_f^(-gamma_f).
 
     C_f is the loss language f would reach with the whole budget (p_f = 1) at
-    `tokens_ref` tokens; predictions at another token count are refused.
+    `tokens_ref` tokens; predictions at another token count are refused. Shares below
+    `min_ratio` (the least share the fit saw) are predicted at min_ratio: the power law
+    explodes toward a share of 0 (a 1e-9 clip made MSL err 0.2-0.4 nats on mixtures
+    with near-zero shares, against about 0.06 with the clip at the fitted range).
     """
 
     languages: tuple[str, ...]
@@ -162,6 +179,7 @@ class MslLaw:
     params_ref: float | None = None
     fit_info: dict = field(default_factory=dict)
     kind: str = "msl"
+    min_ratio: float = MSL_MIN_RATIO
 
     def __post_init__(self) -> None:
         self.languages = tuple(self.languages)
@@ -183,7 +201,7 @@ class MslLaw:
                 f"MSL law was fitted at {self.tokens_ref:.6g} tokens and cannot predict at {float(tokens):.6g}; "
                 "fit it on runs at that budget"
             )
-        r = np.maximum(np.asarray(ratios, dtype=np.float64), MIN_EFFECTIVE_TOKENS)
+        r = np.maximum(np.asarray(ratios, dtype=np.float64), self.min_ratio)
         return self.C * r ** (-self.gamma)
 
     def to_dict(self) -> dict:
@@ -196,6 +214,7 @@ class MslLaw:
             "gamma": self.gamma.tolist(),
             "tokens_ref": float(self.tokens_ref),
             "params_ref": None if self.params_ref is None else float(self.params_ref),
+            "min_ratio": float(self.min_ratio),
             "fit_info": _plain(self.fit_info),
         }
 
@@ -232,7 +251,7 @@ def law_from_dict(data: Mapping, where: str) -> Law:
             return MslLaw(
                 languages=tuple(data["languages"]), C=data["C"], gamma=data["gamma"],
                 tokens_ref=float(data["tokens_ref"]), params_ref=data.get("params_ref"),
-                fit_info=dict(data.get("fit_info") or {}),
+                fit_info=dict(data.get("fit_info") or {}), min_ratio=float(data.get("min_ratio", MSL_MIN_RATIO)),
             )
         if kind in ("climb", "isolated"):
             a = data.get("A")
@@ -241,7 +260,7 @@ def law_from_dict(data: Mapping, where: str) -> Law:
                 W=data["W"], kind=kind, A=a, alpha=data.get("alpha") if a is not None else None,
                 params_ref=data.get("params_ref"), unique_tokens=data.get("unique_tokens"),
                 repetition_decay_epochs=data.get("repetition_decay_epochs"),
-                fit_info=dict(data.get("fit_info") or {}),
+                fit_info=dict(data.get("fit_info") or {}), min_effective_tokens=data.get("min_effective_tokens"),
             )
     except KeyError as err:
         raise SolverError(f"{where}: missing key {err.args[0]!r} for a {kind} law; refit with 'climbstream fit'") from None

@@ -30,6 +30,13 @@ DEFAULT_DECAY_EPOCHS = 15.4  # Muennighoff et al. 2023's fitted R*_D
 DECAY_GRID = (1.0, 2.0, 4.0, 8.0, 15.4, 32.0, 100.0)
 REPEATED_EPOCHS = 1.25
 DEFAULT_GUARD_THRESHOLD = 0.05
+# Where the online fit takes W from (benchmarks/online_variants.py, docs/climb.md): on the
+# shared proxy runs the next interval was predicted to 0.10 nats with W refitted on a
+# history whose mixtures vary, 0.25 with the offline law's W, 0.37 with W = I. "auto"
+# refits when the history identifies W (mixtures_vary), else takes the offline W when
+# there is one, else I.
+TRANSFERS = ("auto", "refit", "offline", "identity")
+MIN_SINGULAR_RATIO = 1e-3
 
 
 def history_arrays(history: Iterable[Mapping]) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
@@ -77,6 +84,33 @@ def _reorder_W(W, langs: tuple[str, ...]) -> np.ndarray | None:
     return W
 
 
+def mixtures_vary(tokens_seen: np.ndarray) -> bool:
+    """Whether a history's token vectors (n x K) identify W: at least K + 4 points whose
+    per-language token columns are linearly independent (smallest singular value of the
+    column-normalised matrix >= MIN_SINGULAR_RATIO of the largest). One stage gives
+    points on one ray (rank 1); each stage adds at most one direction.
+    """
+    T = np.asarray(tokens_seen, dtype=np.float64)
+    n, k = T.shape
+    if n < k + 4:
+        return False
+    s = np.linalg.svd(T / np.maximum(np.linalg.norm(T, axis=0), 1e-300), compute_uv=False)
+    return bool(s[-1] >= MIN_SINGULAR_RATIO * s[0])
+
+
+def choose_transfers(mode: str, tokens_seen: np.ndarray, offline) -> str:
+    """The W variant to fit with: `mode` itself, or what "auto" picks for this history."""
+    if mode not in TRANSFERS:
+        raise SolverError(f"transfers must be one of {', '.join(TRANSFERS)}, got {mode!r}")
+    if mode == "offline" and offline is None:
+        raise SolverError("transfers='offline' needs the offline law (law=...)")
+    if mode != "auto":
+        return mode
+    if mixtures_vary(tokens_seen):
+        return "refit"
+    return "offline" if offline is not None else "identity"
+
+
 def fit_online_law(
     history: Iterable[Mapping],
     W=None,
@@ -85,15 +119,23 @@ def fit_online_law(
     repetition_decay_epochs: float | None = None,
     fit_W: bool = False,
     w_max: float = DEFAULT_W_MAX,
-    ridge: float = DEFAULT_RIDGE,
+    ridge: float | str = DEFAULT_RIDGE,
+    transfers: str | None = None,
 ) -> ClimbLaw:
     """Fit E, B, beta per language from a loss log; W fixed (a ClimbLaw, a matrix, or I).
 
     With counts, tokens beyond one epoch are discounted; R* is fitted on a grid when a
     language passed REPEATED_EPOCHS epochs in the log, else DEFAULT_DECAY_EPOCHS.
     fit_W=True also fits bounded W (only when the run's stages varied the mixture).
+    `transfers` (one of TRANSFERS) overrides both: "refit" fits W, "offline" keeps W's,
+    "identity" uses I, "auto" picks by choose_transfers. The law's fit_info says which.
     """
     langs, _, T, L = history_arrays(history)
+    chosen = None
+    if transfers is not None:
+        chosen = choose_transfers(transfers, T, W)
+        fit_W = chosen == "refit"
+        W = W if chosen == "offline" else None
     W0 = _reorder_W(W, langs)
     unique = None
     if counts is not None:
@@ -117,6 +159,7 @@ def fit_online_law(
             law.unique_tokens, law.repetition_decay_epochs = unique, decay
             best = law
     best.fit_info["source"] = "loss log"
+    best.fit_info["transfers"] = chosen or ("refit" if fit_W else "offline" if W is not None else "identity")
     return best
 
 
@@ -139,15 +182,19 @@ def guard_prediction(
     counts: Mapping[str, int] | None = None,
     threshold: float = DEFAULT_GUARD_THRESHOLD,
     repetition_decay_epochs: float | None = None,
+    transfers: str | None = None,
 ) -> GuardVerdict:
-    """Fit on all flushes but the last, predict the last; ok when the mean abs error <= threshold."""
+    """Fit on all flushes but the last, predict the last; ok when the mean abs error <= threshold.
+
+    `transfers` as in fit_online_law (the variant is chosen on the points fitted).
+    """
     records = [r for r in history if "lang" in r]
     langs, steps, T, L = history_arrays(records)
     if len(steps) < 4:
         raise SolverError(f"the guard needs at least 4 flushes in the loss log, got {len(steps)}")
     last = int(steps[-1])
     law = fit_online_law([r for r in records if int(r["step"]) != last], W, counts=counts,
-                         repetition_decay_epochs=repetition_decay_epochs)
+                         repetition_decay_epochs=repetition_decay_epochs, transfers=transfers)
     pred = law.loss_at_effective(law.effective_tokens(T[-1]))
     err = np.abs(pred - L[-1])
     verdict = GuardVerdict(

@@ -9,8 +9,10 @@ current mixture and logs why; (3) otherwise refits on all points, solves for the
 remaining budget with epoch caps that count tokens already consumed, (4) moves only
 `damping` of the way to the new answer (a convex step, so a language the solve keeps
 above `floor` and the current mixture has above it stays above it), and (5)
-appends the result as a new stage at the consumed position. With `law=` (the offline
-law, or its file) the online fits keep its W and refit E, B and beta; without, W = I. Every verdict is logged in
+appends the result as a new stage at the consumed position. W in the online fits, by
+`transfers`: "auto" (default) refits W when the loss history's mixtures vary enough to
+identify it, else keeps the offline law's W (`law=`, a ClimbLaw or its file) and refits
+E, B and beta, else W = I; "refit", "offline" or "identity" force one. Every verdict is logged in
 `decisions`, which is part of its state, so a resumed run makes the same decisions.
 """
 
@@ -31,7 +33,8 @@ class Reweighter:
 
     def __init__(self, languages: Sequence[str], available_tokens: Mapping[str, int], budget_tokens: float,
                  seq_len: int, *, e_max: float = 8.0, floor: float = 0.01, damping: float = 0.5,
-                 guard_threshold: float = 0.05, min_points: int = 4, source: str = "auto", law=None):
+                 guard_threshold: float = 0.05, min_points: int = 4, source: str = "auto", law=None,
+                 transfers: str = "auto"):
         if not 0 < damping <= 1:
             raise ConfigError(f"Reweighter: damping must be in (0, 1], got {damping}")
         if source not in ("auto", "heldout", "language"):
@@ -44,7 +47,14 @@ class Reweighter:
         self.seq_len = int(seq_len)
         self.e_max, self.floor, self.damping = float(e_max), float(floor), float(damping)
         self.guard_threshold, self.min_points, self.source = float(guard_threshold), int(min_points), source
+        from climbstream.mixture.online import TRANSFERS
+
+        if transfers not in TRANSFERS:
+            raise ConfigError(f"Reweighter: transfers must be one of {', '.join(TRANSFERS)}, got {transfers!r}")
         self.law = _offline_law(law)  # its W is kept in the online fits (E, B, beta refitted)
+        if transfers == "offline" and self.law is None:
+            raise ConfigError("Reweighter: transfers='offline' needs law= (a law file from 'climbstream fit')")
+        self.transfers = transfers
         self.decisions: list[dict] = []
         self.history: list[dict] = []  # loss points seen so far (kept in the checkpoint)
         self._seen: set[tuple] = set()
@@ -109,7 +119,8 @@ class Reweighter:
         points = len({r["step"] for r in records})
         if points < self.min_points:
             return {"verdict": "keep", "detail": f"{points} loss points, need {self.min_points}"}
-        guard = guard_prediction(records, self.law, counts=self.available, threshold=self.guard_threshold)
+        guard = guard_prediction(records, self.law, counts=self.available, threshold=self.guard_threshold,
+                                 transfers=self.transfers)
         if not guard.ok:
             return {"verdict": "keep", "guard_error": guard.error_nats,
                     "detail": f"guard: the fit before step {guard.predicted_step} missed it by "
@@ -119,11 +130,12 @@ class Reweighter:
         remaining = self.budget_tokens - float(consumed.sum())
         if remaining <= 0:
             return {"verdict": "keep", "guard_error": guard.error_nats, "detail": "budget already consumed"}
-        law = fit_online_law(records, self.law, counts=self.available)
+        law = fit_online_law(records, self.law, counts=self.available, transfers=self.transfers)
         current = _current_ratios(stream)
         allocation = solve_remaining(law, consumed_tokens, remaining, self.available, e_max=self.e_max,
                                      floor=self.floor, damping=self.damping, current=current)
         return {"verdict": "resolved", "guard_error": guard.error_nats, "current": current,
+                "transfers": law.fit_info["transfers"],
                 "target": allocation.params["target"], "new": allocation.ratios(),
                 "pred_mean_loss": allocation.pred_mean_loss,
                 "detail": f"guard error {guard.error_nats:.4f} nats; moved {self.damping:.0%} toward the new solve"}

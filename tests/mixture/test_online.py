@@ -108,3 +108,78 @@ def test_reweighter_fits_online_with_the_offline_laws_W(tmp_path):
     online = fit_online_law(loss_log(flushes=8), r.law)
     assert np.array_equal(online.W, TRUTH.W)
     assert np.array_equal(fit_online_law(loss_log(flushes=8)).W, np.eye(3))  # without a law: W = I
+
+
+def staged_log(stages, per_flush=200_000, flushes_per_stage=4):
+    """A loss log whose mixture changes at each stage (cumulative tokens, true law, no noise)."""
+    records, seen, s = [], np.zeros(3), 0
+    for ratios in stages:
+        for _ in range(flushes_per_stage):
+            s += 1
+            seen = seen + np.array(ratios) * per_flush
+            loss = TRUTH.loss_at_effective(TRUTH.effective_tokens(seen))
+            records += [{"step": s, "lang": n, "loss_mean": float(loss[k]), "tokens_total": float(seen[k])}
+                        for k, n in enumerate(TRUTH.languages)]
+    return records
+
+
+def test_auto_transfers_refit_W_only_when_the_mixtures_identify_it():
+    from climbstream.mixture.online import choose_transfers, mixtures_vary
+
+    one_stage = history_arrays(staged_log([(0.5, 0.35, 0.15)] * 3))[2]
+    varied = history_arrays(staged_log([(0.5, 0.35, 0.15), (0.2, 0.3, 0.5), (0.1, 0.7, 0.2)]))[2]
+    assert not mixtures_vary(one_stage) and mixtures_vary(varied)
+    assert choose_transfers("auto", one_stage, TRUTH) == "offline"
+    assert choose_transfers("auto", one_stage, None) == "identity"
+    assert choose_transfers("auto", varied, None) == "refit"
+    with pytest.raises(SolverError, match="transfers='offline' needs the offline law"):
+        choose_transfers("offline", varied, None)
+    with pytest.raises(SolverError, match="transfers must be one of auto, refit, offline, identity, got 'W'"):
+        choose_transfers("W", varied, None)
+
+
+def test_refitting_W_on_a_varied_history_finds_the_transfers_the_offline_W_lacks():
+    history = staged_log([(0.5, 0.35, 0.15), (0.2, 0.3, 0.5), (0.1, 0.7, 0.2), (0.6, 0.1, 0.3)])
+    wrong_offline = make_law(TRUTH.languages, TRUTH.E, TRUTH.B, TRUTH.beta, np.eye(3))
+    auto = fit_online_law(history, wrong_offline, transfers="auto")
+    kept = fit_online_law(history, wrong_offline, transfers="offline")
+    assert auto.fit_info["transfers"] == "refit" and kept.fit_info["transfers"] == "offline"
+    later = np.array([0.3, 0.3, 0.4]) * 200_000 * 40
+    true = TRUTH.loss_at_effective(TRUTH.effective_tokens(later))
+    err = {name: np.abs(law.loss_at_effective(law.effective_tokens(later)) - true).mean()
+           for name, law in (("auto", auto), ("offline", kept))}
+    assert err["auto"] < 0.5 * err["offline"], err
+    assert abs(auto.W[1, 0] - 0.3) < 0.1 and abs(auto.W[0, 1] - 0.2) < 0.1
+
+
+def test_reweighter_refuses_an_unknown_or_unsatisfiable_transfers_choice():
+    from climbstream.errors import ConfigError
+    from climbstream.train.reweight import Reweighter
+
+    with pytest.raises(ConfigError, match="transfers must be one of auto, refit, offline, identity, got 'fixed'"):
+        Reweighter(list(TRUTH.languages), COUNTS, 4e6, 128, transfers="fixed")
+    with pytest.raises(ConfigError, match="transfers='offline' needs law="):
+        Reweighter(list(TRUTH.languages), COUNTS, 4e6, 128, transfers="offline")
+
+
+def test_on_real_runs_the_default_refits_W_and_predicts_the_next_interval_best(real_runs, real_counts):
+    """Pooled history: every run at its first two token counts; predicted: each run's third."""
+    levels = sorted(set(real_runs.tokens.tolist()))
+    history = []
+    for m in np.flatnonzero(real_runs.tokens < levels[2]):
+        step = real_runs.run_ids().index(real_runs.run[m]) * 10 + levels.index(real_runs.tokens[m])
+        history += [{"step": step, "lang": n, "loss_mean": float(real_runs.losses[m, k]),
+                     "tokens_total": float(real_runs.ratios[m, k] * real_runs.tokens[m])}
+                    for k, n in enumerate(real_runs.languages)]
+    third = real_runs.select(np.flatnonzero(real_runs.tokens == levels[2]))
+    from climbstream.mixture.fit import fit_climb_law
+
+    offline = fit_climb_law(real_runs.select(np.flatnonzero(real_runs.tokens == levels[1])), ridge=1e-2)
+    err = {}
+    for mode in ("auto", "offline"):
+        law = fit_online_law(history, offline, counts=real_counts, transfers=mode)
+        order = [third.languages.index(n) for n in law.languages]
+        pred = law.loss_at_effective(law.effective_tokens((third.ratios * third.tokens[:, None])[:, order]))
+        err[law.fit_info["transfers"]] = float(np.abs(pred - third.losses[:, order]).mean())
+    assert set(err) == {"refit", "offline"}
+    assert err["refit"] < 0.15 < err["offline"], err
