@@ -142,6 +142,8 @@ def train(cfg: TrainConfig) -> dict:
             new_stage = False
             if reweighter is not None and cfg.resolve_every and step % cfg.resolve_every == 0 and step < cfg.steps:
                 new_stage = reweighter.at_checkpoint(step, stream, tracker) is not None
+            if step == cfg.steps and tracker.pending_steps:  # the last partial interval, before the final save
+                tracker.flush(step, position, loader_metrics=stream.metrics())
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 _save(cfg, step, model, opt, sched, stream, tracker, reweighter)
             if step >= cfg.steps or (cfg.stop_after_steps is not None and step >= cfg.stop_after_steps):

@@ -148,6 +148,11 @@ class LanguageLossTracker:
         """Whether the next `step()` call will flush (synchronize and emit)."""
         return self._since_flush + 1 >= self.flush_every
 
+    @property
+    def pending_steps(self) -> int:
+        """Steps counted since the last flush (flush() them before the run ends)."""
+        return self._since_flush
+
     def step(self, step: int, position: int | None, stage=None, weights: Mapping[str, float] | None = None,
              loader_metrics: Mapping | None = None) -> list[dict]:
         """Count one training step; every `flush_every` steps flush and return the records.

@@ -70,3 +70,12 @@ def test_killed_run_resumed_from_its_checkpoint_logs_the_same(mds_corpus, uninte
     assert [d["verdict"] for d in resumed["resolves"]] == [d["verdict"] for d in summary["resolves"]]
     assert comparable(LossLog.read(tmp_path).records) == comparable(records)
     assert json.loads(json.dumps(resumed["tokens_per_language"])) == summary["tokens_per_language"]
+
+
+def test_a_run_that_ends_between_flushes_logs_its_last_interval(mds_corpus, tmp_path):
+    summary = train(TrainConfig(corpus=mds_corpus, out_dir=str(tmp_path), weights="uniform", steps=13,
+                                global_batch=4, flush_every=5, checkpoint_every=13, heldout_every=None))
+    records = [r for r in LossLog.read(str(tmp_path / "losses.jsonl")).records if r.get("kind") == "language"]
+    assert sorted({r["step"] for r in records}) == [5, 10, 13]
+    assert sum(summary["tokens_per_language"].values()) == 13 * 4 * 31  # every step, seq_len - 1 targets each
+    assert json.loads((tmp_path / "summary.json").read_text())["steps"] == 13
