@@ -10,6 +10,7 @@ file and the closest known key. Sizes accept "512MB"/"4GiB"-style strings.
     cache_dir: /tmp/climbstream-cache
     cache_limit: 20GB
     storage: {endpoint_url: http://127.0.0.1:9000, region: us-east-1}
+    verify: auto                      # auto | sha256 (range reads refused) | size
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class StreamConfig:
     on_epoch_cap: str = "error"
     window_shards: int = 4
     stop_position: int | None = None
+    verify: str = "auto"
     where: str = "config"
 
     def __post_init__(self) -> None:
@@ -76,6 +78,8 @@ class StreamConfig:
             raise ConfigError(f"{w}: global_batch: must be positive, got {self.global_batch}")
         if self.read_mode not in ("auto", "shard", "range"):
             raise ConfigError(f"{w}: read_mode: expected auto, shard or range, got {self.read_mode!r}")
+        if self.verify not in ("auto", "size", "sha256"):
+            raise ConfigError(f"{w}: verify: expected auto, size or sha256, got {self.verify!r}")
         if self.on_epoch_cap not in ("error", "stop"):
             raise ConfigError(f"{w}: on_epoch_cap: expected error or stop, got {self.on_epoch_cap!r}")
         if not isinstance(self.storage, dict):
@@ -128,7 +132,7 @@ class StreamConfig:
             rank=self.rank, world_size=self.world_size, cache_dir=self.cache_dir,
             cache_limit_bytes=self.cache_limit, prefetch_depth=self.prefetch_depth, read_mode=self.read_mode,
             storage=storage, epoch_cap=self.epoch_cap, on_epoch_cap=self.on_epoch_cap,
-            window_shards=self.window_shards, stop_position=self.stop_position,
+            window_shards=self.window_shards, stop_position=self.stop_position, verify=self.verify,
         )
 
 

@@ -79,7 +79,10 @@ class ClimbStream(IterableDataset):
             stream at a global batch boundary.
         window_shards: shards per language interleaved by the order (shuffle window).
         stop_position: end the stream here (a multiple of global_batch).
-        verify: "size" or "sha256" check of local and downloaded shards.
+        verify: "auto" (default): sha256 of every local shard once per process before its
+            first read and of every download; range reads are not verifiable and log a
+            warning when chosen. "sha256": the same, and range reads refused. "size": sizes
+            and headers only (downloads are still hashed by the cache).
     """
 
     def __init__(
@@ -100,7 +103,7 @@ class ClimbStream(IterableDataset):
         on_epoch_cap: str = "error",
         window_shards: int = 4,
         stop_position: int | None = None,
-        verify: str = "size",
+        verify: str = "auto",
     ):
         if on_epoch_cap not in ("error", "stop"):
             raise ConfigError(f"on_epoch_cap: expected 'error' or 'stop', got {on_epoch_cap!r}")

@@ -12,7 +12,9 @@ Import the fixtures into a conftest.py:
 - `s3_bucket` (function): resets the server, creates a fresh bucket and returns an
   `S3Bucket` (`.name`, `.url` = "s3://name", `.endpoint_url`, `.client()`, `.options()`).
 - `flaky_proxy` (function): a `FlakyProxy` in front of the server; set `fail_first`,
-  `status` and `latency_s` to make the first N requests fail or every request slow.
+  `status` and `latency_s` to make the first N requests fail or every request slow, and
+  `fault` to damage the first N successful GET answers instead (truncate, corrupt,
+  reset, stall).
 
 The server runs in a separate process (not moto's in-process mock) so that forked and
 spawned workers, subprocess CLI calls and boto3's real HTTP stack are all exercised.
@@ -24,6 +26,8 @@ import http.client
 import http.server
 import os
 import shutil
+import socket
+import struct
 import sys
 import threading
 import time
@@ -115,7 +119,15 @@ class FlakyProxy:
     XML error body, code SlowDown/AccessDenied/...) without reaching the upstream; every
     request waits `latency_s` first. `requests` counts every request received, including
     the failed ones, so tests can assert how many attempts a client made.
+
+    With `fault` other than "status", the first `fail_first` GETs answered 200/206 by the
+    upstream are damaged on the way back: "truncate" sends half the body under the full
+    Content-Length and closes the connection; "corrupt" flips one byte in the middle;
+    "reset" closes the connection with a TCP reset before answering; "stall" waits
+    `stall_s` before answering (set the client's read timeout below it).
     """
+
+    FAULTS = ("status", "truncate", "corrupt", "reset", "stall")
 
     _CODES = {403: "AccessDenied", 404: "NoSuchKey", 500: "InternalError", 503: "SlowDown"}
 
@@ -142,9 +154,13 @@ class FlakyProxy:
         self._thread = threading.Thread(target=self._server.serve_forever, name="flaky-proxy", daemon=True)
         self._thread.start()
 
-    def configure(self, fail_first: int = 0, status: int = 503, latency_s: float = 0.0) -> None:
-        """Set the failure plan and reset the request counters."""
+    def configure(self, fail_first: int = 0, status: int = 503, latency_s: float = 0.0, fault: str = "status",
+                  stall_s: float = 3.0, only: str = "") -> None:
+        """Set the failure plan and reset the request counters (`only`: damage only GETs
+        whose path contains it)."""
+        assert fault in self.FAULTS, fault
         with self._lock:
+            self.fault, self.stall_s, self.only = fault, stall_s, only
             self.fail_first = fail_first
             self.status = status
             self.latency_s = latency_s
@@ -173,7 +189,7 @@ class FlakyProxy:
         with self._lock:
             self.requests += 1
             self.paths.append(f"{handler.command} {handler.path}")
-            fail = self.failed < self.fail_first
+            fail = self.fault == "status" and self.failed < self.fail_first
             if fail:
                 self.failed += 1
             status, latency_s = self.status, self.latency_s
@@ -198,6 +214,22 @@ class FlakyProxy:
             conn.request(handler.command, handler.path, body=body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
+            damage = None
+            if handler.command == "GET" and resp.status in (200, 206) and len(data) > 1 and self.only in handler.path:
+                with self._lock:
+                    if self.fault != "status" and self.failed < self.fail_first:
+                        self.failed += 1
+                        damage = self.fault
+            if damage == "reset":
+                handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                handler.close_connection = True
+                handler.connection.close()
+                return
+            if damage == "stall":
+                time.sleep(self.stall_s)
+            if damage == "corrupt":
+                middle = len(data) // 2
+                data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
             handler.send_response(resp.status, resp.reason)
             for key, value in resp.getheaders():
                 if key.lower() not in ("transfer-encoding", "connection", "content-length", "server", "date"):
@@ -207,7 +239,12 @@ class FlakyProxy:
             else:
                 handler.send_header("Content-Length", str(len(data)))
             handler.end_headers()
-            if handler.command != "HEAD":
+            if damage == "truncate":
+                handler.wfile.write(data[: len(data) // 2])
+                handler.wfile.flush()
+                handler.close_connection = True
+                handler.connection.shutdown(socket.SHUT_RDWR)
+            elif handler.command != "HEAD":
                 handler.wfile.write(data)
         finally:
             conn.close()

@@ -97,15 +97,7 @@ class Manifest:
         if not is_remote(root):
             root = os.path.abspath(local_path(root))
             file_url = os.path.abspath(local_path(file_url))
-        raw = _read_manifest_bytes(file_url, storage)
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ManifestError(
-                f"{file_url}: not valid JSON ({err}); rewrite it with 'climbstream prepare' "
-                f"or 'climbstream manifest'"
-            ) from None
-        return cls.from_dict(data, root, file_url)
+        return cls.from_dict(_read_manifest(file_url, storage), root, file_url)
 
     @classmethod
     def from_dict(cls, d: Any, root: str, where: str = MANIFEST_NAME) -> "Manifest":
@@ -176,19 +168,51 @@ class Manifest:
                 f"languages={len(self.languages)})")
 
 
+CHECKSUM_KEY = "content_sha256"
+
+
+def content_sha256(data: dict) -> str:
+    """sha256 of a manifest's canonical JSON, without its own checksum key."""
+    body = {k: v for k, v in data.items() if k != CHECKSUM_KEY}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+                          .encode("utf-8")).hexdigest()
+
+
 def to_json(data: dict) -> str:
-    """The on-disk text of a manifest dict: sorted keys, stable across writers."""
-    return json.dumps(data, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
+    """The on-disk text of a manifest dict: sorted keys, stable across writers, and the
+    checksum of everything else (a byte flipped in transit or on disk would otherwise
+    change a sample count or offset unnoticed)."""
+    return json.dumps({**data, CHECKSUM_KEY: content_sha256(data)}, sort_keys=True, indent=1,
+                      ensure_ascii=False) + "\n"
+
+
+def _parse(raw: bytes, file_url: str) -> dict:
+    """The manifest's JSON, its checksum checked when it has one (older manifests do not)."""
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ManifestError(
+            f"{file_url}: not valid JSON ({err}); rewrite it with 'climbstream prepare' "
+            f"or 'climbstream manifest'"
+        ) from None
+    if isinstance(data, dict) and CHECKSUM_KEY in data and data[CHECKSUM_KEY] != content_sha256(data):
+        raise ManifestError(
+            f"{file_url}: {CHECKSUM_KEY} does not match the content (corrupted, or edited by hand); "
+            f"rerun 'climbstream manifest' on the corpus (or delete the {CHECKSUM_KEY} key after an edit)"
+        )
+    return data
 
 
 _SHARD_KEYS = ("path", "samples", "tokens", "bytes", "sha256")
 
 
-def _read_manifest_bytes(file_url: str, storage: Any) -> bytes:
+def _read_manifest(file_url: str, storage: Any) -> dict:
+    """The parsed, checked manifest; a remote one that fails its check is fetched again
+    (with the store's retries), as a download would be."""
     if not is_remote(file_url):
         try:
             with open(file_url, "rb") as f:
-                return f.read()
+                return _parse(f.read(), file_url)
         except FileNotFoundError:
             raise ManifestError(
                 f"{file_url}: no manifest here; create one with 'climbstream prepare' or, for "
@@ -198,15 +222,24 @@ def _read_manifest_bytes(file_url: str, storage: Any) -> bytes:
             raise ManifestError(f"{file_url}: cannot read the manifest ({err})") from None
     from climbstream.errors import StorageError
     from climbstream.storage.remote import open_store
+    from climbstream.storage.retry import SuspectBytes
 
     store = open_store(file_url, storage)
+
+    def fetch() -> dict:
+        try:
+            return _parse(store.read_bytes(file_url, 0, store.size(file_url)), file_url)
+        except ManifestError as err:
+            log.warning("%s; fetching it again", err)
+            raise SuspectBytes(err) from None
+
     try:
         if not store.exists(file_url):
             raise ManifestError(
                 f"{file_url}: no manifest here; create one with 'climbstream prepare' or "
                 f"'climbstream manifest {file_url.rsplit('/', 1)[0]}'"
             )
-        return store.read_bytes(file_url, 0, store.size(file_url))
+        return store.retried("read", file_url, fetch)
     except StorageError as err:
         raise ManifestError(f"{file_url}: cannot read the manifest ({err})") from None
 

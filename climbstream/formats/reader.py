@@ -49,9 +49,13 @@ def open_reader(manifest: Manifest, cache_dir: str | None = None, cache_limit_by
                 verify: str = "auto", readers_sharing_cache: int = 1) -> "SampleReader":
     """A SampleReader for `manifest`; see the module docstring for the read modes.
 
-    `verify`: "sha256" hashes each local shard once per process before its first read
-    (downloads are always hashed by the cache); "size" checks sizes and headers only;
-    "auto" is "sha256" for local corpora. `readers_sharing_cache`: how many readers of
+    `verify`: "auto" hashes each local shard once per process before its first read
+    (downloads are always hashed by the cache); byte-range reads cannot be hashed (the
+    manifest has one sha256 per shard), so when "auto" ends up reading ranges it logs a
+    warning saying how to get verified reads. "sha256" is the same but refuses range
+    reads. "size" checks sizes and headers only. Hashing costs one sequential read of each
+    shard per process (sha256 ran at 1.5 GB/s here), against training on its samples.
+    `readers_sharing_cache`: how many readers of
     this machine (DataLoader workers x local ranks) use the same cache at once; the
     capacity check and the "auto" choice count all of their shards in use.
     """
@@ -77,10 +81,12 @@ class SampleReader:
         self.readers_sharing_cache = max(1, int(readers_sharing_cache))
         self.storage = storage
         self.requested_mode = read_mode
-        self.verify = "sha256" if verify == "auto" else verify
         self.local = not is_remote(manifest.root)
         self.mode = "local" if self.local else _pick_remote_mode(manifest, read_mode, cache_dir,
                                                                   cache_limit_bytes, self._shards_in_use())
+        if self.mode == "range" and verify != "size":
+            _unverified_ranges(manifest, verify, read_mode)
+        self.verify = "sha256" if verify == "auto" else verify
         self.tokens_field = manifest.data.get("tokens_field", "tokens")
         self._reset()
 
@@ -396,6 +402,22 @@ class _RangeSource(_Source):
             raise ShardFormatError(f"{self.info.where}: shard is truncated (wanted bytes "
                                    f"{start}..{end}, got {len(data)}); rewrite it")
         return data
+
+
+_WARNED_RANGES: set[str] = set()
+
+
+def _unverified_ranges(manifest: Manifest, verify: str, read_mode: str) -> None:
+    """Refuse (verify="sha256") or warn once per corpus (verify="auto") about unhashed range reads."""
+    why = "read_mode='range'" if read_mode == "range" else "read_mode 'auto' chose byte ranges (no cache_dir, " \
+                                                           "or a cache_limit below what the shards in use need)"
+    if verify == "sha256":
+        raise ConfigError(f"{manifest.where}: verify='sha256' cannot check byte-range reads ({why}); give a cache_dir "
+                          f"with room for whole shards (read_mode='shard', hashed on download), or verify='auto'")
+    if manifest.root not in _WARNED_RANGES:
+        _WARNED_RANGES.add(manifest.root)
+        log.warning("%s: %s; byte-range reads are not hashed (only whole shards can be). For verified reads "
+                    "give a cache_dir with room for whole shards; verify='size' silences this", manifest.where, why)
 
 
 def _pick_remote_mode(manifest: Manifest, read_mode: str, cache_dir: str | None,

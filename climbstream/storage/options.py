@@ -7,13 +7,35 @@ laptop with a profile and on a cluster with injected credentials.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from climbstream.errors import ConfigError
 
+SECRET_FIELDS = ("secret_access_key", "session_token")
+_TYPES = {"max_retries": int, "retry_base_s": float, "retry_max_s": float, "connect_timeout_s": float,
+          "read_timeout_s": float, "direct_get": bool, "endpoint_url": str, "region": str,
+          "access_key_id": str, "secret_access_key": str, "session_token": str, "addressing_style": str}
 
-@dataclass(frozen=True)
+
+def masked(values: dict) -> dict:
+    """A copy of storage settings with secrets replaced by '***' (for reprs and logs)."""
+    return {k: ("***" if k in SECRET_FIELDS and v is not None else v) for k, v in values.items()}
+
+
+def _check_type(name: str, value: Any) -> None:
+    want = _TYPES.get(name)
+    if want is None or value is None:
+        return
+    ok = isinstance(value, want) and not (want is not bool and isinstance(value, bool))
+    if want is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and abs(value) != float("inf")
+    if not ok:
+        raise ConfigError(f"storage.{name}: expected {'a number' if want is float else want.__name__}, got {value!r}")
+
+
+@dataclass(frozen=True, repr=False)
 class StorageOptions:
     """How to reach and retry object storage.
 
@@ -25,6 +47,11 @@ class StorageOptions:
     climbstream's own client (storage/s3_direct.py, a sixth of boto3's CPU per request);
     credentials, endpoint and addressing still come from boto3. False sends every request
     through boto3. Either way a proxy from the environment sends them through boto3.
+
+    `verify`: TLS certificate checking, as boto3's `verify`: None (default: the profile's
+    `ca_bundle`, else AWS_CA_BUNDLE, else botocore's bundle), a CA bundle path, or False
+    (no checking; for a test endpoint only). Direct GETs use the same bundle.
+    `repr()` masks the secret key and session token.
     """
 
     endpoint_url: str | None = None
@@ -39,9 +66,22 @@ class StorageOptions:
     read_timeout_s: float = 60.0
     addressing_style: str = "auto"
     direct_get: bool = True
+    verify: bool | str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        shown = masked({f: getattr(self, f) for f in self.__dataclass_fields__})
+        return f"StorageOptions({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
     def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            _check_type(name, getattr(self, name))
+        if self.verify is not None and not isinstance(self.verify, (bool, str)):
+            raise ConfigError(f"storage.verify: expected true, false or a CA bundle path, got {self.verify!r}")
+        if isinstance(self.verify, str) and not os.path.isfile(self.verify):
+            raise ConfigError(f"storage.verify: CA bundle {self.verify!r} is not a file")
+        if not isinstance(self.extra, dict):
+            raise ConfigError(f"storage.extra: expected a mapping, got {self.extra!r}")
         if self.max_retries < 0:
             raise ConfigError(f"storage.max_retries must be >= 0, got {self.max_retries}")
         if self.retry_base_s < 0 or self.retry_max_s < 0:

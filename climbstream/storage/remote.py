@@ -30,6 +30,7 @@ from climbstream.storage.retry import (
     AccessDeniedError,
     IntegrityError,
     ObjectNotFoundError,
+    SuspectBytes,
     call_with_retries,
 )
 
@@ -170,6 +171,10 @@ class ObjectStore(ABC):
         return call_with_retries(fn, url=url, action=action, options=self.options,
                                  is_retryable=self._is_retryable, describe=self._describe)
 
+    def retried(self, action: str, url: str, fn):
+        """`fn()` under this store's retry policy (it may raise SuspectBytes to be called again)."""
+        return self._call(action, url, fn)
+
     # -- shared behaviour ----------------------------------------------------------------
     def local_path(self, url: str) -> str:
         """The filesystem path of `url`; only local stores have one."""
@@ -182,7 +187,9 @@ class ObjectStore(ABC):
 
         Size and sha256 are checked (when given) before the rename; a mismatch raises
         IntegrityError naming the URL and leaves nothing at `dest_path`. Transient failures
-        restart the transfer from the beginning. `temp_path` (beside `dest_path`) names the
+        restart the transfer from the beginning, and so does a mismatch: a body cut short
+        or corrupted in transit is retried, and only a mismatch on every attempt is called
+        a data error. `temp_path` (beside `dest_path`) names the
         partial file, for a caller that alone may write it; a unique name by default.
         """
         dest = os.fspath(dest_path)
@@ -200,7 +207,11 @@ class ObjectStore(ABC):
                         written += len(chunk)
                         if expected_size is not None and written > expected_size:
                             break
-                self._verify(url, written, digest.hexdigest(), expected_size, expected_sha256)
+                try:
+                    self._verify(url, written, digest.hexdigest(), expected_size, expected_sha256)
+                except IntegrityError as err:
+                    log.warning("%s; downloading it again", err)
+                    raise SuspectBytes(err) from None
                 os.replace(tmp, dest)
             return written
 
@@ -212,12 +223,14 @@ class ObjectStore(ABC):
             got = f"more than {expected_size}" if size > expected_size else str(size)
             raise IntegrityError(
                 f"download {url}: size mismatch (expected {expected_size} bytes, got {got}); the object "
-                f"changed after the manifest was written: rerun 'climbstream manifest' on its corpus"
+                f"differs from its manifest entry (it changed after 'climbstream manifest' ran: rerun it), "
+                f"or the store or network cuts it short"
             )
         if expected_sha256 is not None and sha256 != expected_sha256.lower():
             raise IntegrityError(
                 f"download {url}: sha256 mismatch (expected {expected_sha256}, got {sha256}); the object "
-                f"changed or was corrupted after the manifest was written: rerun 'climbstream manifest'"
+                f"differs from its manifest entry (it changed after 'climbstream manifest' ran: rerun it), "
+                f"or the store or network corrupts it"
             )
 
     def __repr__(self) -> str:

@@ -41,6 +41,16 @@ class Retryable(Exception):
     """Raised inside a retried call to mark a failure as transient."""
 
 
+class SuspectBytes(Exception):
+    """Bytes that failed their check: retried like a transient failure (a body cut short or
+    corrupted in transit reads as a size or sha256 mismatch); `error` is raised when every
+    attempt failed the same way."""
+
+    def __init__(self, error: StorageError):
+        super().__init__(str(error))
+        self.error = error
+
+
 def backoff_delay_s(attempt: int, options: StorageOptions, rng: random.Random | None = None) -> float:
     """Full-jitter backoff: uniform in [0, min(retry_max_s, retry_base_s * 2**attempt)]."""
     cap = min(options.retry_max_s, options.retry_base_s * (2 ** min(attempt, 62)))
@@ -70,8 +80,11 @@ def call_with_retries(
         except StorageError:
             raise
         except Exception as exc:  # classified below; nothing is swallowed
-            if not is_retryable(exc):
+            suspect = isinstance(exc, SuspectBytes)
+            if not suspect and not is_retryable(exc):
                 raise describe(exc, url, action) from exc
+            if suspect and attempt >= options.max_retries:
+                raise type(exc.error)(f"{exc.error} (the same on all {attempt + 1} attempts)") from None
             if attempt >= options.max_retries:
                 raise RetriesExhaustedError(
                     f"{action} {url}: still failing after {attempt + 1} attempts "

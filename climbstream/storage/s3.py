@@ -125,7 +125,7 @@ class S3Store(ObjectStore):
             response_checksum_validation="when_required",
         )
         with _sessions_lock:  # a boto3 session is not thread-safe
-            return _session(o).client("s3", endpoint_url=o.endpoint_url, config=config)
+            return _session(o).client("s3", endpoint_url=o.endpoint_url, config=config, verify=o.verify)
 
     # -- direct GETs -------------------------------------------------------------------
     def _getter(self, bucket: str) -> DirectGetter | None:
@@ -156,8 +156,10 @@ class S3Store(ObjectStore):
             return None
         with _sessions_lock:
             session = _session(o)
+            profile_bundle = session._session.get_config_variable("ca_bundle")
+        context = boto3_ssl_context(o.verify, profile_bundle) if endpoint.scheme == "https" else None
         return DirectGetter(endpoint, boto3_credentials(session, _sessions_lock), o.connect_timeout_s,
-                            o.read_timeout_s, boto3_ssl_context() if endpoint.scheme == "https" else None)
+                            o.read_timeout_s, context)
 
     def _stop_direct(self, bucket: str, reason: Exception) -> None:
         log.warning("s3://%s: the server answered a direct GET with %s; this bucket's GETs go through boto3 "

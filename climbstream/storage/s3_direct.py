@@ -225,6 +225,8 @@ class DirectGetter:
         try:
             while chunk := response.read(CHUNK_BYTES):
                 yield chunk
+            if response.length:  # read(amt) returns b"" at an early EOF instead of raising
+                raise http.client.IncompleteRead(b"", response.length)
             finished = not response.will_close
         finally:
             if not finished:
@@ -247,9 +249,15 @@ def boto3_credentials(session: Any, lock: threading.Lock) -> Callable[[], Creden
     return current
 
 
-def boto3_ssl_context() -> ssl.SSLContext:
-    """The CA bundle boto3 verifies against: AWS_CA_BUNDLE, else botocore's default."""
-    cafile = os.environ.get("AWS_CA_BUNDLE")
+def boto3_ssl_context(verify: bool | str | None = None, profile_bundle: str | None = None) -> ssl.SSLContext:
+    """The TLS context boto3 would use: `verify` (False: no checking; a path: that CA
+    bundle), else the profile's `ca_bundle`, else AWS_CA_BUNDLE, else botocore's bundle."""
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    cafile = verify if isinstance(verify, str) else (profile_bundle or os.environ.get("AWS_CA_BUNDLE"))
     if not cafile:
         from botocore.httpsession import get_cert_path
 

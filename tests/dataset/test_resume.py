@@ -10,6 +10,7 @@ import pytest
 
 from climbstream import ClimbStream
 from climbstream.errors import StateError
+from climbstream.formats.manifest import to_json
 
 from tests.corpora import WEIGHTS
 from .helpers import by_position, read_batches
@@ -109,7 +110,7 @@ def test_changed_manifest_is_refused_unless_allowed(mds_corpus, tmp_path):
     dropped = aa["train"].pop()  # the corpus lost its last shard of "aa"
     aa["samples"] -= dropped["samples"]
     aa["tokens"] -= dropped["tokens"]
-    manifest.write_text(json.dumps(data))
+    manifest.write_text(to_json(data))  # as 'climbstream manifest' would rewrite it
     t = stream_of(str(changed))
     with pytest.raises(StateError, match="corpus changed"):
         t.load_state_dict(state)
@@ -192,7 +193,7 @@ def test_a_language_without_training_samples_may_have_weight_zero(mds_corpus, tm
     manifest = corpus / "climbstream-manifest.json"
     data = json.loads(manifest.read_text())
     data["languages"]["dd"].update(train=[], samples=0, tokens=0)
-    manifest.write_text(json.dumps(data))
+    manifest.write_text(to_json(data))  # as 'climbstream manifest' would rewrite it
     weights = {"aa": 0.5, "bb": 0.3, "cc": 0.2, "dd": 0.0}
     s = ClimbStream(str(corpus), weights, global_batch=B, rank=0, world_size=1)
     assert "dd" not in {r["lang"] for r in s.describe(0, 8 * B)}

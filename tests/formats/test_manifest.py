@@ -109,3 +109,23 @@ def test_unknown_language_error_lists_the_known_ones():
     m = Manifest.from_dict(_minimal(), "/x", "m.json")
     with pytest.raises(ManifestError, match=r"no language 'de' \(it has fr\)"):
         m.shards("de")
+
+
+def test_a_manifest_changed_after_it_was_written_is_refused_unless_its_checksum_goes(mds_corpus, tmp_path):
+    import shutil
+
+    from climbstream.formats.manifest import CHECKSUM_KEY
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(mds_corpus, corpus)
+    path = corpus / MANIFEST_NAME
+    data = json.loads(path.read_text())
+    assert CHECKSUM_KEY in data
+    data["languages"]["aa"]["train"][0]["samples"] += 1  # one digit flipped: every later position would shift
+    path.write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match=rf"{MANIFEST_NAME}: content_sha256 does not match the content "
+                                            r"\(corrupted, or edited by hand\); rerun 'climbstream manifest'"):
+        Manifest.load(str(corpus))
+    del data[CHECKSUM_KEY]  # an edit the user stands by
+    path.write_text(json.dumps(data))
+    assert Manifest.load(str(corpus)).shards("aa", "train")[0].samples == data["languages"]["aa"]["train"][0]["samples"]
