@@ -26,21 +26,29 @@ import yaml
 
 from climbstream.errors import ConfigError
 
+MAX_SIZE = 2**62
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
           "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
 
 def parse_size(value, where: str) -> int | None:
     """Bytes from an int or a string like '20GB' / '512 MiB' (None stays None)."""
-    if value is None or isinstance(value, int) and not isinstance(value, bool):
+    if value is None:
         return value
-    match = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", str(value))
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value < MAX_SIZE:
+            raise ConfigError(f"{where}: {value} bytes is not a size between 0 and 2**62")
+        return value
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?(?:[eE][0-9]+)?)\s*([A-Za-z]*)\s*", str(value))
     if not match or match.group(2).upper() not in _UNITS:
         raise ConfigError(f"{where}: {value!r} is not a size; write bytes or e.g. '20GB', '512MiB'")
-    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+    size = float(match.group(1)) * _UNITS[match.group(2).upper()]
+    if not size < MAX_SIZE:
+        raise ConfigError(f"{where}: {value!r} is more than 2**62 bytes; write the cache's real size")
+    return int(size)
 
 
-@dataclass
+@dataclass(repr=False)
 class StreamConfig:
     """What a ClimbStream is built from; validated on construction."""
 
@@ -85,6 +93,13 @@ class StreamConfig:
         if not isinstance(self.storage, dict):
             raise ConfigError(f"{w}: storage: expected a mapping of storage options")
         self.cache_limit = parse_size(self.cache_limit, f"{w}: cache_limit")
+
+    def __repr__(self) -> str:
+        from climbstream.storage.options import masked
+
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields["storage"] = masked(self.storage)
+        return f"StreamConfig({', '.join(f'{k}={v!r}' for k, v in fields.items())})"
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "config", base_dir: str | None = None) -> "StreamConfig":

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from climbstream.checks import MAX_GLOBAL_BATCH, MAX_POSITION, MAX_SEED, check_int, is_number
 from climbstream.control import SharedControl
 from climbstream.corpus_view import CorpusView
 from climbstream.cursor import Cursor
@@ -107,8 +108,12 @@ class ClimbStream(IterableDataset):
     ):
         if on_epoch_cap not in ("error", "stop"):
             raise ConfigError(f"on_epoch_cap: expected 'error' or 'stop', got {on_epoch_cap!r}")
-        if epoch_cap is not None and not epoch_cap > 0:
-            raise ConfigError(f"epoch_cap: must be positive, got {epoch_cap}")
+        if epoch_cap is not None and not (is_number(epoch_cap) and epoch_cap > 0):
+            raise ConfigError(f"epoch_cap: expected a positive number of epochs, got {epoch_cap!r}")
+        check_int("seed", seed, 0, MAX_SEED)
+        check_int("global_batch", global_batch, 1, MAX_GLOBAL_BATCH)
+        if stop_position is not None:
+            check_int("stop_position", stop_position, 0, MAX_POSITION)
         self.corpus = CorpusView.load([sources] if isinstance(sources, str) else list(sources), storage)
         self.languages: list[str] = self.corpus.languages
         self.layout = Layout(int(global_batch), *data_parallel_rank_and_size(rank, world_size))
@@ -317,6 +322,10 @@ class ClimbStream(IterableDataset):
                 f"allow_manifest_change=True to continue with a new stage from position {loaded.position}"
             )
         position = self.layout.block_after(loaded.position)
+        if position != loaded.position:  # a rank's "largest position + 1" (interfaces); say so, never silently
+            log.warning("%s: position %d is inside global batch %d; resuming at its end, %d (ranks consume whole "
+                        "global batches in lockstep)", where, loaded.position, loaded.position // self.global_batch,
+                        position)
         if changed and position > stages[-1][0]:
             stages.append((position, self._cursor.stages[-1][1]))
         cursor = self._cursor.with_stages(stages, seed=loaded.seed, position=position)
@@ -440,7 +449,7 @@ class ClimbStream(IterableDataset):
     # -- helpers --------------------------------------------------------------------------
     def _weights_array(self, weights, where: str) -> np.ndarray:
         if isinstance(weights, Mapping) and weights and all(isinstance(v, int) for v in weights.values()) \
-                and sum(weights.values()) == WEIGHT_TOTAL:
+                and sum(weights.values()) == WEIGHT_TOTAL and all(v >= 0 for v in weights.values()):
             resolve_ratios(weights, self.corpus.token_counts(), where)
             ints = {str(k): int(v) for k, v in weights.items()}
         else:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from climbstream.checks import MAX_GLOBAL_BATCH, MAX_POSITION, MAX_SEED
 from climbstream.errors import StateError
 from climbstream.schedule.schedule import ALGORITHM_VERSION
 from climbstream.weights import WEIGHT_TOTAL
@@ -56,15 +57,21 @@ class StreamState:
                 f"{where}: written by schedule algorithm version {data['algorithm_version']!r}, this climbstream "
                 f"implements version {ALGORITHM_VERSION}; the stream would differ, so resume with the version that wrote it"
             )
-        if int(data["position"]) < 0:
-            raise StateError(f"{where}.position: {data['position']} is negative")
-        return cls(
-            seed=int(data["seed"]),
-            manifest_fingerprint=str(data["manifest_fingerprint"]),
-            global_batch=int(data["global_batch"]),
-            position=int(data["position"]),
-            stages=[dict(s) for s in data["stages"]],
-        )
+        seed = _integer(data, "seed", where, 0, MAX_SEED)
+        global_batch = _integer(data, "global_batch", where, 1, MAX_GLOBAL_BATCH)
+        position = _integer(data, "position", where, 0, MAX_POSITION)
+        stages = data["stages"]
+        if not isinstance(stages, (list, tuple)) or not all(isinstance(s, Mapping) for s in stages):
+            raise StateError(f"{where}.stages: expected a list of {{start, weights}} mappings, got {stages!r}")
+        return cls(seed=seed, manifest_fingerprint=str(data["manifest_fingerprint"]), global_batch=global_batch,
+                   position=position, stages=[dict(s) for s in stages])
+
+
+def _integer(data: Mapping, key: str, where: str, low: int, high: int) -> int:
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise StateError(f"{where}.{key}: expected an integer in [{low}, {high}], got {value!r}")
+    return int(value)
 
 
 def stages_from_state(state: StreamState, languages: Sequence[str], where: str = "state") -> list[tuple[int, np.ndarray]]:

@@ -29,11 +29,13 @@ def integer_weights(ratios: Mapping[str, float], where: str = "weights") -> dict
             raise ConfigError(f"{where}.{name}: weight {value!r} is not a finite number")
         if value < 0:
             raise ConfigError(f"{where}.{name}: weight {value} is negative; weights must be >= 0")
-    total = math.fsum(float(v) for v in ratios.values())
-    if total <= 0:
+    largest = max(float(v) for v in ratios.values())
+    if largest <= 0:
         raise ConfigError(f"{where}: all weights are zero; give at least one language a positive weight")
+    scaled = {n: float(v) / largest for n, v in ratios.items()}  # weights near 1e308 would overflow the sum
+    total = math.fsum(scaled.values())
     names = sorted(ratios)
-    exact = {n: float(ratios[n]) / total * WEIGHT_TOTAL for n in names}
+    exact = {n: scaled[n] / total * WEIGHT_TOTAL for n in names}
     floors = {n: int(math.floor(exact[n])) for n in names}
     left = WEIGHT_TOTAL - sum(floors.values())
     order = sorted(names, key=lambda n: (-(exact[n] - floors[n]), n))

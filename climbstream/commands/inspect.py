@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 HELP = "show the language, cursor, shard and sample index of stream positions"
+MAX_ROWS = 1_000_000
 
 
 def add_arguments(parser) -> None:
@@ -27,6 +28,8 @@ def run(args) -> int:
         raise ConfigError(f"--positions: expected A:B with integers, got {args.positions!r}") from None
     if not 0 <= a <= b:
         raise ConfigError(f"--positions: need 0 <= A <= B, got {a}:{b}")
+    if b - a > MAX_ROWS:
+        raise ConfigError(f"--positions: {a}:{b} is {b - a} rows, more than {MAX_ROWS}; inspect a narrower range")
     stream = ClimbStream.from_config(args.config, rank=0, world_size=1)
     if args.state:
         stream.load_state_dict(_read_state(args.state), where=args.state)

@@ -318,6 +318,20 @@ def _validate(d: Any, where: str) -> None:
             )
 
 
+def inside_root(path: str, root: str, where: str) -> str:
+    """`path`, if it resolves (symlinks followed) inside the corpus folder `root`; else ManifestError.
+
+    Manifests list relative paths without '..', but a shard that is a symlink to a file
+    elsewhere would still be read: whoever can write the corpus folder could make the
+    loader read (and train on, or hash and report) any file this process can open.
+    """
+    real, base = os.path.realpath(path), os.path.realpath(root)
+    if os.path.commonpath([real, base]) != base:
+        raise ManifestError(f"{where}: resolves to {real}, outside the corpus folder {base} (a symlink out "
+                            f"of the corpus); copy the shard into the corpus instead")
+    return path
+
+
 def _validate_shard(shard: Any, where: str, key: str, seq_len: int) -> None:
     if not isinstance(shard, dict):
         raise ManifestError(f"{where}: {key} must be an object")

@@ -117,9 +117,18 @@ def decode_column(sample: bytes | memoryview, header: MdsHeader, column: str, wh
     raise AssertionError("unreachable")  # column was found above
 
 
+UNSAFE_ENCODINGS = ("pkl",)  # decoding runs code chosen by whoever wrote the shard
+
+
 def _decode_value(encoding: str, data, where: str):
     if encoding == "ndarray" or encoding.startswith("ndarray:"):
         return decode_ndarray(encoding, data, where)
+    if encoding in UNSAFE_ENCODINGS:
+        raise ShardFormatError(
+            f"{where}: the column is pickle-encoded ('{encoding}'), and unpickling runs code from the "
+            f"shard; climbstream refuses it. Rewrite the shard with an ndarray column "
+            f"(MDSWriter(columns={{'tokens': 'ndarray:uint16'}}))"
+        )
     from streaming.base.format.mds.encodings import mds_decode
 
     return np.asarray(mds_decode(encoding, bytes(data)))

@@ -58,6 +58,8 @@ def prepare(corpus: Corpus, out: str, *, fmt: str = "mds", seq_len: int = DEFAUL
         raise ConfigError(f"heldout_frac must be in [0, 1), got {heldout_frac}")
     tokenizer = tokenizer or ByteTokenizer()
     dtype = token_dtype(tokenizer.vocab_size)
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or not 2 <= seq_len <= 2**24:
+        raise ConfigError(f"prepare: seq_len must be an integer in [2, 2**24] (tokens per sample), got {seq_len!r}")
     per_shard = shard_samples_for(seq_len, dtype.itemsize, shard_samples, shard_bytes)
     Packer(seq_len, tokenizer.eos_id, tail)  # validates seq_len and tail before any work
 

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from climbstream.errors import ConfigError, ManifestError
-from climbstream.formats.manifest import Manifest, ShardInfo
+from climbstream.formats.manifest import Manifest, ShardInfo, inside_root
 from climbstream.storage.remote import is_remote, local_path
 from climbstream.formats.mds import MdsHeader, ShardFormatError, decode_column, header_prefix_bytes, parse_header
 from climbstream.formats.wds import token_offset
@@ -259,7 +259,7 @@ class SampleReader:
         return _RangeSource(self._get_store(), info, self)
 
     def _open_local(self, info: ShardInfo) -> int:
-        path = local_path(info.url)
+        path = inside_root(local_path(info.url), self.manifest.root, info.where)
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:

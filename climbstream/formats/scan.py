@@ -21,7 +21,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from climbstream.errors import ConfigError, ManifestError
-from climbstream.formats.manifest import MANIFEST_NAME, MANIFEST_VERSION, Manifest, to_json
+from climbstream.formats.manifest import MANIFEST_NAME, MANIFEST_VERSION, Manifest, inside_root, to_json
 from climbstream.storage.remote import is_remote, local_path
 from climbstream.formats.mds import ShardFormatError, decode_column, parse_header
 from climbstream.formats.wds import encode_offsets, scan_tar
@@ -158,7 +158,7 @@ def build_manifest(root: str, fmt: str, lang_map: dict[str, str] | None = None, 
     with tempfile.TemporaryDirectory(prefix="climbstream-manifest-") as tmp:
         def fetch(rel: str) -> str:
             if not remote:
-                return os.path.join(root, *rel.split("/"))
+                return inside_root(os.path.join(root, *rel.split("/")), root, f"{root}/{rel}")
             dest = os.path.join(tmp, "shard")
             store.download(f"{root}/{rel}", dest)
             return dest

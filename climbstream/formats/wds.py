@@ -10,6 +10,7 @@ evenly spaced, as `prepare` writes them, else an explicit list).
 
 from __future__ import annotations
 
+import os
 import tarfile
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -45,9 +46,15 @@ def scan_tar(fileobj: BinaryIO, where: str, tokens_ext: str = "tokens.npy") -> l
     samples: list[TarSample] = []
     pending: dict[str, dict] = {}
     order: list[str] = []
+    end_of_members = 0
     try:
         with tarfile.open(fileobj=fileobj, mode="r:") as tar:
+            size = _size(fileobj)
             for member in tar:
+                end_of_members = member.offset_data + -(-member.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+                if member.isfile() and member.offset_data + member.size > size:
+                    raise ShardFormatError(f"{where}: member {member.name!r} runs past the end of the file; "
+                                           f"the shard is truncated: re-copy or rewrite it")
                 if not member.isfile():
                     continue
                 key, ext = split_key(member.name)
@@ -62,6 +69,7 @@ def scan_tar(fileobj: BinaryIO, where: str, tokens_ext: str = "tokens.npy") -> l
         raise ShardFormatError(f"{where}: not a readable uncompressed tar ({err}); the shard is "
                                f"truncated or corrupted (compressed .tar.gz cannot be range-read: "
                                f"recompress as plain .tar)") from None
+    _check_complete(fileobj, end_of_members, where)
     for key in order:
         entry = pending[key]
         if "tokens" not in entry:
@@ -70,6 +78,25 @@ def scan_tar(fileobj: BinaryIO, where: str, tokens_ext: str = "tokens.npy") -> l
         offset, length, dtype = entry["tokens"]
         samples.append(TarSample(key, offset, length, dtype, entry.get("lang")))
     return samples
+
+
+def _size(fileobj: BinaryIO) -> int:
+    here = fileobj.tell()
+    size = fileobj.seek(0, os.SEEK_END)
+    fileobj.seek(here)
+    return size
+
+
+def _check_complete(fileobj: BinaryIO, end_of_members: int, where: str) -> None:
+    """A tar ends with two zero blocks after its last member; tarfile stops quietly at a
+    header cut short, so without this check a truncated shard lists fewer samples."""
+    here = fileobj.tell()
+    fileobj.seek(end_of_members)
+    marker = fileobj.read(2 * tarfile.BLOCKSIZE)
+    fileobj.seek(here)
+    if len(marker) < 2 * tarfile.BLOCKSIZE or marker.strip(b"\0"):
+        raise ShardFormatError(f"{where}: the tar has no end-of-archive marker after its last complete member "
+                               f"(byte {end_of_members}); the shard is truncated: re-copy or rewrite it")
 
 
 def _npy_location(tar: tarfile.TarFile, member: tarfile.TarInfo, where: str) -> tuple[int, int, str]:

@@ -5,8 +5,9 @@ back: 503 (throttling), a TCP reset, a body cut short under its full Content-Len
 flipped byte, a stall longer than the read timeout. Two DataLoader workers read the corpus
 through whole-shard downloads (verified by sha256) and through byte ranges; the samples
 must equal the local corpus's at every position (the first damaged answers include the
-manifest's own GET, which is checked by its content_sha256 and fetched again). A corrupted byte in a range read cannot
-be detected (the manifest hashes whole shards), so that case is the documented one:
+manifest's own GET, which is checked by its content_sha256 and fetched again). A
+corrupted byte in a range read cannot be detected (the manifest hashes whole shards), so
+that case is the documented one:
 `verify="sha256"` refuses range reads, and `verify="auto"` warns when it reads ranges.
 """
 

@@ -79,3 +79,27 @@ def test_out_of_range_shard_or_sample_is_named(prepared):
         reader.read("aa", "train", n, 0)
     with pytest.raises(ManifestError, match=r"sample 40 out of range \(shard has 40\)"):
         reader.read("aa", "train", 0, 40)
+
+
+def test_a_shard_symlinked_outside_the_corpus_is_refused(copy_of, tmp_path):
+    fmt, manifest = copy_of
+    shard = manifest.shards("aa", "train")[0]
+    outside = tmp_path / "elsewhere.bin"
+    shutil.copyfile(shard.url, outside)  # same bytes: only the link gives it away
+    os.remove(shard.url)
+    os.symlink(outside, shard.url)
+    with pytest.raises(ManifestError, match=rf"{shard.path}.*resolves to {outside}, outside the corpus folder"):
+        open_reader(manifest).read("aa", "train", 0, 0)
+    inside = os.path.join(manifest.root, "aa", "copy.bin")  # a link within the corpus is fine
+    shutil.move(str(outside), inside)
+    os.remove(shard.url)
+    os.symlink(inside, shard.url)
+    assert open_reader(manifest).read("aa", "train", 0, 0).shape == (manifest.seq_len,)
+
+
+def test_the_default_verify_hashes_local_shards(copy_of):
+    fmt, manifest = copy_of
+    shard = manifest.shards("aa", "train")[0]
+    _flip_byte(shard.url, shard.bytes - 3)  # in the last sample's tokens: headers still parse
+    with pytest.raises(ManifestError, match="sha256 mismatch"):
+        open_reader(manifest).read("aa", "train", 0, 0)

@@ -104,3 +104,40 @@ def test_shards_outside_a_language_folder_and_compressed_mds_are_refused(tmp_pat
         w.write({"tokens": _samples(9, 1)[0]})
     with pytest.raises(ManifestError, match=r"fr/index.json: shard shard\.00000\.mds\.zstd is compressed"):
         build_manifest(str(tmp_path / "z"), "mds")
+
+
+@pytest.mark.parametrize("cut", ["inside a header", "inside a member", "before the end marker"])
+def test_manifest_refuses_a_truncated_tar_and_names_it(tmp_path, cut):
+    import tarfile
+
+    folder = tmp_path / "c" / "fr" / "train"
+    _write_tars(str(folder), _samples(10, 16), maxcount=100)
+    shard = folder / "part-0000.tar"
+    data = shard.read_bytes()
+    with tarfile.open(shard) as tar:
+        members = tar.getmembers()
+    last = members[-1]
+    at = {"inside a header": members[20].offset + 100, "inside a member": last.offset_data + last.size // 2,
+          "before the end marker": last.offset_data + last.size + 10}[cut]
+    shard.write_bytes(data[:at])
+    with pytest.raises(ManifestError, match=r"fr/train/part-0000\.tar: .*the shard is truncated"):
+        build_manifest(str(tmp_path / "c"), "wds")
+    assert cli_main(["manifest", str(tmp_path / "c"), "--format", "wds", "--quiet"]) == 2
+
+
+def test_a_pickle_encoded_token_column_is_refused_before_it_runs(tmp_path):
+    from streaming import MDSWriter
+
+    marker = tmp_path / "ran"
+
+    class Payload:  # unpickling this would create the marker file
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    folder = tmp_path / "c" / "fr"
+    with MDSWriter(out=str(folder), columns={"tokens": "pkl"}) as writer:
+        writer.write({"tokens": Payload()})
+    with pytest.raises(ManifestError, match=r"fr/shard\.00000\.mds sample 0: the column is pickle-encoded "
+                                            r"\('pkl'\), and unpickling runs code"):
+        build_manifest(str(tmp_path / "c"), "mds")
+    assert not marker.exists()
