@@ -49,25 +49,32 @@ def rclone_binary() -> str:
 
 
 class RcloneS3Server(LoopbackServer):
-    """`rclone serve s3 ROOT` on 127.0.0.1 with one --auth-key pair; a context manager."""
+    """`rclone serve s3 ROOT` on 127.0.0.1 with one --auth-key pair; a context manager.
+
+    `tls=(cert_file, key_file)` serves HTTPS with that certificate.
+    """
 
     name = "rclone serve s3"
 
     def __init__(self, root: str, access_key_id: str = ACCESS_KEY_ID,
-                 secret_access_key: str = SECRET_ACCESS_KEY):
+                 secret_access_key: str = SECRET_ACCESS_KEY, tls: tuple[str, str] | None = None):
         self.root = os.path.abspath(root)
         self.access_key_id, self.secret_access_key = access_key_id, secret_access_key
+        self.tls = tls
         super().__init__(
             [rclone_binary(), "serve", "s3", self.root, "--addr", "127.0.0.1:0",
              "--auth-key", f"{access_key_id},{secret_access_key}", "--no-modtime",
-             "--etag-hash", "", "--log-level", "NOTICE"],
+             "--etag-hash", "", "--log-level", "NOTICE"] + (["--cert", tls[0], "--key", tls[1]] if tls else []),
             dict(os.environ, RCLONE_CONFIG=os.devnull),
-            r"Starting s3 server on \[(http://127\.0\.0\.1:\d+)/?\]", _START_TIMEOUT_S)
+            r"Starting s3 server on \[(https?://127\.0\.0\.1:\d+)/?\]", _START_TIMEOUT_S)
         log.info("rclone serve s3 %s at %s", self.root, self.endpoint_url)
 
     def answers(self, endpoint: str) -> bool:
+        import ssl
+
+        context = ssl._create_unverified_context() if endpoint.startswith("https") else None
         try:  # any HTTP answer (403 without a signature) means it serves
-            urllib.request.urlopen(endpoint + "/", timeout=2).close()
+            urllib.request.urlopen(endpoint + "/", timeout=2, context=context).close()
             return True
         except urllib.error.HTTPError:
             return True

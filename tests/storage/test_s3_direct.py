@@ -159,3 +159,68 @@ def test_a_proxy_in_the_environment_leaves_gets_to_boto3_unless_the_host_is_exem
     assert open_store(s3_bucket.url, s3_bucket.options())._getter(s3_bucket.name) is None
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     assert isinstance(open_store(s3_bucket.url, s3_bucket.options())._getter(s3_bucket.name), DirectGetter)
+
+
+def _private_ca(folder) -> tuple[str, str, str]:
+    """(ca.pem, server.pem, server.key): a throwaway CA and a certificate it signed for 127.0.0.1."""
+    import subprocess
+
+    def ssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder)
+
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=climbstream test CA")
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=127.0.0.1")
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
+    return str(folder / "ca.pem"), str(folder / "server.pem"), str(folder / "server.key")
+
+
+def test_direct_gets_over_https_trust_the_ca_bundle_boto3_trusts(tmp_path, monkeypatch):
+    """A private CA named by storage.verify or by the AWS profile's ca_bundle; neither: refused."""
+    import shutil
+
+    from climbstream.errors import StorageError
+    from climbstream.storage.options import StorageOptions
+
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    from s3_rclone import RcloneNotFound, RcloneS3Server
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a private CA")
+    ca, cert, key = _private_ca(tmp_path)
+    (tmp_path / "root" / "corpus").mkdir(parents=True)
+    (tmp_path / "root" / "corpus" / "a.bin").write_bytes(b"tls " * 1000)
+    for name in ("AWS_CA_BUNDLE", "AWS_PROFILE", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        server = RcloneS3Server(str(tmp_path / "root"), tls=(cert, key))
+    except RcloneNotFound as exc:
+        pytest.skip(str(exc))
+    with server:
+        assert server.endpoint_url.startswith("https://")
+        url = "s3://corpus/a.bin"
+
+        def options(**kw):
+            return StorageOptions(endpoint_url=server.endpoint_url, region="us-east-1", max_retries=0,
+                                  access_key_id=server.access_key_id, secret_access_key=server.secret_access_key, **kw)
+
+        store = open_store(url, options(verify=ca))
+        assert store.read_bytes(url) == b"tls " * 1000
+        assert isinstance(store._getter("corpus"), DirectGetter) and _get_object_calls(store) == []
+
+        from climbstream.storage import s3
+
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
+        (tmp_path / "aws-config").write_text(f"[default]\nca_bundle = {ca}\n")
+        s3._sessions.clear()  # sessions are made once per process; this test changes the profile mid-process
+        store = open_store(url, options())
+        assert store.read_bytes(url, 4, 12) == b"tls tls "
+        assert isinstance(store._getter("corpus"), DirectGetter)
+
+        (tmp_path / "aws-config").write_text("[default]\n")
+        s3._sessions.clear()
+        with pytest.raises(StorageError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+            open_store(url, options()).read_bytes(url)
