@@ -129,8 +129,9 @@ def _decode_value(encoding: str, data, where: str):
             f"shard; climbstream refuses it. Rewrite the shard with an ndarray column "
             f"(MDSWriter(columns={{'tokens': 'ndarray:uint16'}}))"
         )
-    from streaming.base.format.mds.encodings import mds_decode
+    from climbstream.extras import require
 
+    mds_decode = require("streaming.base.format.mds.encodings", f"{where}: decoding an MDS '{encoding}' column").mds_decode
     return np.asarray(mds_decode(encoding, bytes(data)))
 
 

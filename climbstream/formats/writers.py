@@ -61,8 +61,9 @@ class MdsSplitWriter(SplitWriter):
 
     def write(self, tokens: np.ndarray) -> None:
         if self._writer is None:
-            from streaming import MDSWriter
+            from climbstream.extras import require
 
+            MDSWriter = require("streaming", "writing MDS shards (--format mds)").MDSWriter
             columns = {"tokens": f"ndarray:{self.dtype.name}", "lang": "str"}
             self._writer = MDSWriter(out=self.folder, columns=columns, size_limit=None)
         elif self.count % self.shard_samples == 0:

@@ -1,9 +1,12 @@
-"""The PNG plots of `climbstream report`, drawn with matplotlib's Agg backend.
+"""The PNG plots of `climbstream report`.
 
 Three figures, one file each, named so that reruns overwrite them:
 loss_by_language.png (loss over tokens seen, per language, held-out points if any),
 mixture.png (the weights over position, stacked, stage starts marked; the observed token
-shares when the log has no weights) and tokens_by_language.png (tokens per language).
+shares when the log has no weights) and tokens_by_language.png (tokens per language
+against what the weights asked for). Drawn on matplotlib Figures, not pyplot, so the
+process's backend (a notebook's inline one) is left alone; legends sit beside the axes;
+more than 10 languages get distinct colours (report/figure.py).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from climbstream.report.figure import colors, legend_beside, new_figure, save
 from climbstream.train.loss_log import LossLog
 
 log = logging.getLogger(__name__)
@@ -20,21 +24,12 @@ log = logging.getLogger(__name__)
 PLOT_FILES = ("loss_by_language.png", "mixture.png", "tokens_by_language.png")
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_loss(loss_log: LossLog, arrays: dict, path: Path) -> None:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = new_figure((9, 5))
+    palette = colors(len(arrays["languages"]))
     for j, name in enumerate(arrays["languages"]):
         keep = ~np.isnan(arrays["loss_mean"][:, j])
-        line, = ax.plot(arrays["tokens_total"][keep, j], arrays["loss_mean"][keep, j], label=name)
+        line, = ax.plot(arrays["tokens_total"][keep, j], arrays["loss_mean"][keep, j], label=name, color=palette[j])
         held = [r for r in loss_log.of_kind("heldout") if r["lang"] == name and r["loss_mean"] is not None]
         if held:
             at = {int(s): i for i, s in enumerate(arrays["step"])}
@@ -43,14 +38,11 @@ def plot_loss(loss_log: LossLog, arrays: dict, path: Path) -> None:
     ax.set_xlabel("tokens seen (language)")
     ax.set_ylabel("mean training loss (x: held-out)")
     ax.set_title("per-language loss")
-    ax.legend(fontsize="small", ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    legend_beside(ax, len(arrays["languages"]))
+    save(fig, path)
 
 
 def plot_mixture(arrays: dict, path: Path) -> None:
-    plt = _pyplot()
     weights = arrays["weight"]
     label = "weight"
     if np.isnan(weights).all():
@@ -60,11 +52,11 @@ def plot_mixture(arrays: dict, path: Path) -> None:
         label = "observed token share"
     use_position = (arrays["position"] >= 0).all()
     x = arrays["position"] if use_position else arrays["step"]
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = new_figure((9, 5))
     # A flush's weight covers the interval that ends at its position: draw it leftwards,
     # from 0 for the first flush.
     ax.stackplot(np.concatenate([[0], x]), np.nan_to_num(np.vstack([weights[:1], weights])).T,
-                 labels=list(arrays["languages"]), step="pre")
+                 labels=list(arrays["languages"]), step="pre", colors=colors(len(arrays["languages"])))
     stages = arrays["stage"]
     for i in range(1, len(stages)):
         if stages[i] != stages[i - 1]:
@@ -73,23 +65,33 @@ def plot_mixture(arrays: dict, path: Path) -> None:
     ax.set_ylabel(label)
     ax.set_ylim(0, 1)
     ax.set_title("mixture over time (dashed: new stage)")
-    ax.legend(fontsize="small", ncol=2, loc="upper right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    legend_beside(ax, len(arrays["languages"]))
+    save(fig, path)
 
 
 def plot_tokens(arrays: dict, path: Path) -> None:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = new_figure((max(8, 0.35 * len(arrays["languages"])), 4))
     names = list(arrays["languages"])
     total = arrays["tokens_total"][-1] if len(arrays["step"]) else np.zeros(len(names))
-    ax.bar(names, total)
-    ax.set_ylabel("tokens trained on")
+    ax.bar(names, total, color=colors(len(names)), label="trained on")
+    target = target_tokens(arrays)
+    if target is not None:
+        ax.scatter(names, target, marker="_", s=400, color="black", zorder=3, label="asked for by the weights")
+        ax.legend(fontsize="small")
+    ax.set_ylabel("tokens")
     ax.set_title("tokens per language")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    ax.tick_params(axis="x", rotation=90 if len(names) > 12 else 0)
+    save(fig, path)
+
+
+def target_tokens(arrays: dict) -> np.ndarray | None:
+    """Tokens per language the weights in effect asked for: each flush's weights times its
+    interval's tokens, summed (None when the log has no weights)."""
+    weights = arrays["weight"]
+    if np.isnan(weights).all():
+        return None
+    interval = arrays["tokens_interval"].astype(float).sum(axis=1, keepdims=True)
+    return np.nansum(np.nan_to_num(weights) * interval, axis=0)
 
 
 def write_plots(loss_log: LossLog, out_dir: str | Path) -> list[Path]:

@@ -12,12 +12,21 @@ import numpy as np
 from climbstream.train.loss_log import LossLog
 
 
-def _stages(arrays: dict) -> list[tuple[object, int, int]]:
-    """(stage, first step, first position) for each change of stage, in order."""
+def _stages(arrays: dict) -> list[tuple[object, int | None, int]]:
+    """(stage, last step before it, start position) for each change of stage, in order.
+
+    A flush covers the interval that ends at its position, so a stage first seen at flush
+    i started where flush i - 1 ended (0 for the first): the start the checkpoint records
+    when stages change at flush boundaries, as the training loop's do (the first flush's
+    own position, 2080 instead of 1920 in one run, is where the stage had already run a
+    whole interval). The mixture plot marks the same place.
+    """
     out = []
+    previous = (None, 0)
     for stage, step, position in zip(arrays["stage"], arrays["step"], arrays["position"]):
         if not out or out[-1][0] != stage:
-            out.append((stage, int(step), int(position)))
+            out.append((stage, previous[0], previous[1] if position >= 0 else -1))
+        previous = (int(step), int(position))
     return out
 
 
@@ -37,8 +46,9 @@ def summarize(loss_log: LossLog) -> str:
              f"last position {positions[-1] if positions[-1] >= 0 else '-'}, {int(total.sum()):,} tokens"]
     stages = _stages(arrays)
     lines.append("stages: " + ", ".join(
-        f"{stage if stage is not None else '-'} (from step {step}"
-        f"{f', position {pos}' if pos >= 0 else ''})" for stage, step, pos in stages))
+        f"{stage if stage is not None else '-'} (from "
+        f"{f'position {pos}' if pos >= 0 else 'the start of the log'}{f', after step {step}' if step is not None else ''})"
+        for stage, step, pos in stages))
     heldout = {}
     for r in loss_log.of_kind("heldout"):
         heldout[r["lang"]] = r["loss_mean"]  # records are in step order: the last one wins

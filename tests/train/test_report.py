@@ -34,7 +34,8 @@ def test_report_writes_valid_pngs_and_prints_summary(written_log, tmp_path, caps
         assert final == ("-" if record["loss_mean"] is None else f"{record['loss_mean']:.4f}")
         assert float(weight) == pytest.approx(record["weight"], abs=5e-4)
     assert "4 flushes, steps 2..11, last position 72" in printed
-    assert "stages: 0 (from step 2, position 18), 1 (from step 8, position 54)" in printed
+    # stage 1 began at step 6 = position 36 (6 samples a step), where the flush of step 5 ended
+    assert "stages: 0 (from position 0), 1 (from position 36, after step 5)" in printed
     assert re.search(r"^de\s.*2\.5000$", printed, re.MULTILINE)  # held-out column
 
 
