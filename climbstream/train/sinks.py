@@ -1,4 +1,4 @@
-"""Where the loss tracker's records go: JSONL, CSV, TensorBoard, or a callback.
+"""Where the loss tracker's records go: JSONL, CSV, TensorBoard, Weights & Biases, or a callback.
 
 A sink has `write(records)`, `flush()` and `close()`. The tracker calls `write` on every
 rank with the same, already all-reduced records; the file sinks write only on global
@@ -168,6 +168,51 @@ class TensorBoardSink:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+class WandbSink:
+    """The TensorBoard scalars (loss/NAME, tokens/NAME, weight/NAME, heldout/NAME,
+    loader/METRIC) logged to Weights & Biases, one `run.log(..., step=step)` per step.
+
+    `run`: a run from `wandb.init(...)` (or anything with `log(dict, step=)`); without one,
+    the sink uses `wandb.run` if the process has started one, else calls
+    `wandb.init(**init_kwargs)` on global rank 0 at the first write (other ranks log
+    nothing, as with the file sinks). Needs the wandb package (the `wandb` extra).
+    """
+
+    def __init__(self, run=None, **init_kwargs):
+        self._run, self._init_kwargs = run, init_kwargs
+        self._owns_run = False
+        self._active: bool | None = None
+        if run is None:
+            from climbstream.extras import require
+
+            self._wandb = require("wandb", "WandbSink")
+
+    def write(self, records: Sequence[dict]) -> None:
+        if self._active is None:
+            self._active = global_rank() == 0
+            if self._active and self._run is None:
+                self._run = self._wandb.run
+                if self._run is None:
+                    self._run, self._owns_run = self._wandb.init(**self._init_kwargs), True
+        if not self._active:
+            return
+        by_step: dict[int, dict] = {}
+        for r in records:
+            for tag, value in TensorBoardSink._scalars(r).items():
+                if value is not None and math.isfinite(float(value)):
+                    by_step.setdefault(int(r["step"]), {})[tag] = float(value)
+        for step in sorted(by_step):
+            self._run.log(by_step[step], step=step)
+
+    def flush(self) -> None:
+        pass  # wandb sends in the background
+
+    def close(self) -> None:
+        if self._owns_run and self._run is not None:
+            self._run.finish()
+        self._run = None if self._owns_run else self._run
 
 
 class CallbackSink:

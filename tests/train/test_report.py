@@ -51,3 +51,21 @@ def test_report_on_log_without_language_lines_fails_with_one_line(tmp_path, caps
     assert main(["report", str(path)]) == 2
     err = capsys.readouterr().err
     assert "LossLogError" in err and "no per-language records" in err and str(path) in err
+
+
+def test_report_without_matplotlib_is_one_line_naming_the_extra(written_log, tmp_path, capsys, monkeypatch):
+    path, _ = written_log
+    for name in ("matplotlib", "matplotlib.figure"):
+        monkeypatch.setitem(__import__("sys").modules, name, None)  # what an uninstalled package looks like
+    assert main(["report", str(path), "--out", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert "drawing plots needs matplotlib, which is not installed" in err and "pip install 'climbstream[plots]'" in err
+
+
+def test_prepare_mds_without_mosaicml_streaming_names_the_mds_extra(text_corpus, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "streaming", None)
+    code = main(["prepare", text_corpus, "--out", str(tmp_path / "c"), "--format", "mds", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err, err
+    assert "writing MDS shards (--format mds) needs mosaicml-streaming" in err and "climbstream[mds]" in err

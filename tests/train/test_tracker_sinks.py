@@ -11,7 +11,7 @@ import pytest
 
 from climbstream.train.loss_log import CSV_COLUMNS, LossLog
 from climbstream.train.losses import LanguageLossTracker
-from climbstream.train.sinks import CallbackSink, CsvSink, JsonlSink, SinkError, TensorBoardSink
+from climbstream.train.sinks import CallbackSink, CsvSink, JsonlSink, SinkError, TensorBoardSink, WandbSink
 from tests.train.tracker_data import LANGUAGES
 
 INTERFACE_LANGUAGE_FIELDS = {"step", "position", "lang", "loss_mean", "tokens_interval", "tokens_total",
@@ -118,3 +118,43 @@ def test_loader_metrics_cannot_overwrite_record_keys_and_become_plain_numbers():
     assert loader == {"wait_s": 0.5, "cache_hit_rate": None, "bytes_downloaded": 7, "version": 1,
                       "kind": "loader", "step": 5, "position": 10}
     assert type(loader["wait_s"]) is float and type(loader["bytes_downloaded"]) is int
+
+
+class RecordingRun:
+    """What WandbSink needs of a wandb run: log(dict, step=)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def log(self, data, step=None):
+        self.calls.append((step, dict(data)))
+
+
+def test_wandb_sink_logs_the_tensorboard_scalars_once_per_step(written_log):
+    _, tracker = written_log
+    run = RecordingRun()
+    sink = WandbSink(run)
+    sink.write(tracker.history)
+    sink.close()
+    steps = [step for step, _ in run.calls]
+    assert steps == [2, 5, 8, 11]  # one call per step, increasing, as wandb requires
+    logged = {step: data for step, data in run.calls}
+    last_de = [r for r in tracker.history if r["kind"] == "language" and r["lang"] == "de"][-1]
+    assert logged[last_de["step"]]["loss/de"] == pytest.approx(last_de["loss_mean"])
+    assert "heldout/de" in logged[11] and "loader/wait_s" in logged[2]
+    assert all("loss/sw" not in data for data in logged.values())
+
+
+def test_wandb_sink_logs_nothing_off_rank_zero(written_log, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    run = RecordingRun()
+    WandbSink(run).write(written_log[1].history)
+    assert run.calls == []
+
+
+def test_wandb_sink_without_wandb_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "wandb", None)
+    from climbstream.extras import MissingExtraError
+
+    with pytest.raises(MissingExtraError, match=r"WandbSink needs wandb.*climbstream\[wandb\]"):
+        WandbSink()
