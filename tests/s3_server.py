@@ -167,6 +167,7 @@ class FlakyProxy:
             self.requests = 0
             self.failed = 0
             self.paths: list[str] = []
+            self.headers: list[dict[str, str]] = []
 
     def _read_body(self, handler) -> bytes:
         length = handler.headers.get("Content-Length")
@@ -189,6 +190,7 @@ class FlakyProxy:
         with self._lock:
             self.requests += 1
             self.paths.append(f"{handler.command} {handler.path}")
+            self.headers.append({k.lower(): v for k, v in handler.headers.items()})
             fail = self.fault == "status" and self.failed < self.fail_first
             if fail:
                 self.failed += 1

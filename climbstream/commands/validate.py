@@ -55,7 +55,7 @@ def _plots(report: dict, out) -> None:
         excess = [a.pred_mean_loss - best for a in allocs.values()]
         bars = a2.bar(list(allocs), excess, color=palette)
         a2.bar_label(bars, labels=[f"+{e:.4f}" for e in excess], fontsize=6, rotation=90, padding=2)
-        a2.set_ylim(0, max(max(excess) * 1.15, 1e-6))
+        a2.set_ylim(0, max(max(excess) * 1.3, 1e-6))
         a2.set_ylabel("predicted mean loss above the best, nats")
         a2.set_title(f"fitted climb law (best {best:.4f})", fontsize="medium")
         a2.tick_params(axis="x", rotation=45)

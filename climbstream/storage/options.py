@@ -15,7 +15,7 @@ from climbstream.errors import ConfigError
 
 SECRET_FIELDS = ("secret_access_key", "session_token")
 _TYPES = {"max_retries": int, "retry_base_s": float, "retry_max_s": float, "connect_timeout_s": float,
-          "read_timeout_s": float, "direct_get": bool, "endpoint_url": str, "region": str,
+          "read_timeout_s": float, "direct_get": bool, "anonymous": bool, "requester_pays": bool, "endpoint_url": str, "region": str,
           "access_key_id": str, "secret_access_key": str, "session_token": str, "addressing_style": str}
 
 
@@ -51,6 +51,9 @@ class StorageOptions:
     `verify`: TLS certificate checking, as boto3's `verify`: None (default: the profile's
     `ca_bundle`, else AWS_CA_BUNDLE, else botocore's bundle), a CA bundle path, or False
     (no checking; for a test endpoint only). Direct GETs use the same bundle.
+    `anonymous`: unsigned requests, for public buckets (boto3's UNSIGNED; GETs go through
+    boto3). `requester_pays`: every request says the caller pays (RequestPayer=requester,
+    the x-amz-request-payer header on direct GETs), as requester-pays buckets demand.
     `repr()` masks the secret key and session token.
     """
 
@@ -67,6 +70,8 @@ class StorageOptions:
     addressing_style: str = "auto"
     direct_get: bool = True
     verify: bool | str | None = None
+    anonymous: bool = False
+    requester_pays: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:

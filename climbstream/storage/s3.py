@@ -81,6 +81,14 @@ def _session(o: StorageOptions):
     return session
 
 
+_REQUESTER_PAYS_OPERATIONS = ("GetObject", "HeadObject", "ListObjectsV2", "PutObject", "CreateMultipartUpload",
+                              "UploadPart", "CompleteMultipartUpload", "AbortMultipartUpload")
+
+
+def _requester_pays(params, **_):
+    params.setdefault("RequestPayer", "requester")
+
+
 class S3Store(ObjectStore):
     """Objects in S3 or any S3-compatible server (set `StorageOptions.endpoint_url`)."""
 
@@ -116,7 +124,13 @@ class S3Store(ObjectStore):
         except ImportError as exc:
             raise ConfigError("s3:// URLs need boto3: pip install 'climbstream[s3]'") from exc
         o = self.options
+        unsigned = {}
+        if o.anonymous:
+            from botocore import UNSIGNED
+
+            unsigned = {"signature_version": UNSIGNED}
         config = Config(
+            **unsigned,
             connect_timeout=o.connect_timeout_s, read_timeout=o.read_timeout_s,
             retries={"total_max_attempts": 1, "mode": "standard"},
             max_pool_connections=32,
@@ -125,7 +139,11 @@ class S3Store(ObjectStore):
             response_checksum_validation="when_required",
         )
         with _sessions_lock:  # a boto3 session is not thread-safe
-            return _session(o).client("s3", endpoint_url=o.endpoint_url, config=config, verify=o.verify)
+            client = _session(o).client("s3", endpoint_url=o.endpoint_url, config=config, verify=o.verify)
+        if o.requester_pays:
+            for operation in _REQUESTER_PAYS_OPERATIONS:
+                client.meta.events.register(f"before-parameter-build.s3.{operation}", _requester_pays)
+        return client
 
     # -- direct GETs -------------------------------------------------------------------
     def _getter(self, bucket: str) -> DirectGetter | None:
@@ -141,7 +159,7 @@ class S3Store(ObjectStore):
 
     def _make_getter(self, client, bucket: str) -> DirectGetter | None:
         o = self.options
-        if not o.direct_get or not _PLAIN_BUCKET.fullmatch(bucket):
+        if not o.direct_get or o.anonymous or not _PLAIN_BUCKET.fullmatch(bucket):
             return None
         probe = "climbstream-probe"
         try:
@@ -159,7 +177,8 @@ class S3Store(ObjectStore):
             profile_bundle = session._session.get_config_variable("ca_bundle")
         context = boto3_ssl_context(o.verify, profile_bundle) if endpoint.scheme == "https" else None
         return DirectGetter(endpoint, boto3_credentials(session, _sessions_lock), o.connect_timeout_s,
-                            o.read_timeout_s, context)
+                            o.read_timeout_s, context,
+                            extra_headers={"x-amz-request-payer": "requester"} if o.requester_pays else None)
 
     def _stop_direct(self, bucket: str, reason: Exception) -> None:
         log.warning("s3://%s: the server answered a direct GET with %s; this bucket's GETs go through boto3 "

@@ -137,8 +137,9 @@ class DirectGetter:
 
     def __init__(self, endpoint: BucketEndpoint, credentials: Callable[[], Credentials],
                  connect_timeout_s: float | None, read_timeout_s: float | None,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, extra_headers: dict[str, str] | None = None) -> None:
         self.endpoint = endpoint
+        self._extra_headers = dict(extra_headers or {})  # signed with the rest (x-amz-request-payer)
         self._credentials = credentials
         self._connect_timeout_s = connect_timeout_s
         self._read_timeout_s = read_timeout_s
@@ -179,6 +180,7 @@ class DirectGetter:
         path = e.path_prefix + urllib.parse.quote(key, safe="/~")
         ranged = bool(start) or end is not None
         extra = {"range": f"bytes={start}-" + ("" if end is None else str(end - 1))} if ranged else {}
+        extra.update(self._extra_headers)
         amz_date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         headers = sigv4_headers("GET", e.host, path, e.region, self._credentials(), amz_date, extra)
         for fresh_try in (False, True):

@@ -12,6 +12,7 @@ import urllib.parse
 import pytest
 import storage_children
 
+from climbstream.storage.options import StorageOptions
 from climbstream.storage.remote import open_store
 from climbstream.storage.retry import AccessDeniedError
 from climbstream.storage.s3_direct import Credentials, DirectGetter, endpoint_from_presigned, sigv4_headers
@@ -224,3 +225,24 @@ def test_direct_gets_over_https_trust_the_ca_bundle_boto3_trusts(tmp_path, monke
         s3._sessions.clear()
         with pytest.raises(StorageError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
             open_store(url, options()).read_bytes(url)
+
+
+@pytest.mark.parametrize("direct_get", [True, False])
+def test_requester_pays_is_declared_on_every_request(s3_bucket, flaky_proxy, payload, direct_get):
+    url = f"{s3_bucket.url}/fr/shard.bin"
+    s3_bucket.client().put_object(Bucket=s3_bucket.name, Key="fr/shard.bin", Body=payload)
+    store = open_store(url, s3_bucket.options(endpoint_url=flaky_proxy.url, requester_pays=True, direct_get=direct_get))
+    assert store.read_bytes(url, 0, 100) == payload[:100]
+    assert store.size(url) == len(payload)
+    assert store.list(f"{s3_bucket.url}/fr") == [url]
+    sent = [h for h, p in zip(flaky_proxy.headers, flaky_proxy.paths) if "climbstream-probe" not in p]
+    assert sent and all(h.get("x-amz-request-payer") == "requester" for h in sent), flaky_proxy.paths
+    assert all("x-amz-request-payer" in h.get("authorization", "") for h in sent)  # signed, not just sent
+
+
+def test_anonymous_access_sends_unsigned_requests(s3_bucket, flaky_proxy, payload):
+    url = f"{s3_bucket.url}/public.bin"
+    s3_bucket.client().put_object(Bucket=s3_bucket.name, Key="public.bin", Body=payload, ACL="public-read")
+    store = open_store(url, StorageOptions(endpoint_url=flaky_proxy.url, region="us-east-1", anonymous=True))
+    assert store.read_bytes(url) == payload
+    assert flaky_proxy.headers and all("authorization" not in h for h in flaky_proxy.headers)
