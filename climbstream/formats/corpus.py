@@ -83,6 +83,10 @@ class FolderCorpus:
     def languages(self) -> list[str]:
         return sorted(self._files)
 
+    def input_bytes(self, lang: str) -> int:
+        """Size of the language's input files (what the progress bar counts toward)."""
+        return sum(os.path.getsize(full) for _, full in self._files[lang])
+
     def documents(self, lang: str) -> Iterator[Document]:
         for rel, full in self._files[lang]:
             if full.endswith(".txt"):

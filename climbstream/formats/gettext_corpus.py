@@ -70,6 +70,11 @@ class GettextCorpus:
     def languages(self) -> list[str]:
         return list(self._langs)
 
+    def input_bytes(self, lang: str) -> int:
+        """Catalog bytes of the language, up to the cap (what the progress bar counts toward)."""
+        size = sum(os.path.getsize(p) for p in catalog_files(self.locale_dir, lang))
+        return size if self.max_bytes is None else min(size, self.max_bytes)
+
     def documents(self, lang: str) -> Iterator[Document]:
         total = 0
         for path in catalog_files(self.locale_dir, lang):

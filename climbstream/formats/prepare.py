@@ -87,10 +87,16 @@ def _write_corpus(corpus: Corpus, root: str, fmt: str, seq_len: int, tokenizer: 
     from tqdm import tqdm
 
     languages = {}
-    bar = tqdm(total=None, unit="doc", desc="prepare", disable=not progress, dynamic_ncols=True)
+    # Progress in input bytes, so the bar has a total and an ETA from its first update; the
+    # count per document is its text's size, and each language ends at its input's size.
+    sizes = getattr(corpus, "input_bytes", None)
+    expected = {lang: sizes(lang) for lang in corpus.languages} if sizes else None
+    bar = tqdm(total=sum(expected.values()) if expected else None, unit="B", unit_scale=True, desc="prepare",
+               disable=not progress, dynamic_ncols=True, mininterval=0.5)
+    done = 0
     try:
         for lang in corpus.languages:
-            bar.set_postfix_str(lang)
+            bar.set_postfix_str(lang, refresh=True)
             writers = {split: open_split_writer(fmt, root, lang, split, seq_len, dtype, per_shard)
                        for split in ("train", "heldout")}
             packers = {split: Packer(seq_len, tokenizer.eos_id, tail) for split in writers}
@@ -98,7 +104,12 @@ def _write_corpus(corpus: Corpus, root: str, fmt: str, seq_len: int, tokenizer: 
                 split = "heldout" if is_heldout(doc.id, heldout_frac) else "train"
                 for sample in packers[split].add(tokenizer.encode(doc.text)):
                     writers[split].write(sample)
-                bar.update(1)
+                if expected is None or bar.n < done + expected[lang]:
+                    bar.update(len(doc.text.encode("utf-8")) if expected is None else
+                               min(len(doc.text.encode("utf-8")), done + expected[lang] - bar.n))
+            if expected is not None:
+                done += expected[lang]
+                bar.update(done - bar.n)
             entry: dict = {}
             for split, packer in packers.items():
                 last, report = packer.finish()

@@ -83,3 +83,15 @@ def test_parquet_input_without_pyarrow_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "in" / "fr.parquet").write_bytes(b"PAR1")
     assert cli_main(["prepare", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--quiet"]) == 2
     assert "fr.parquet: reading Parquet needs pyarrow" in capsys.readouterr().err
+
+
+def test_prepare_progress_counts_input_bytes_toward_a_total(corpus_dir, tmp_path, capsys):
+    total = sum(os.path.getsize(os.path.join(corpus_dir, f)) for f in os.listdir(corpus_dir))
+    assert cli_main(["prepare", corpus_dir, "--out", str(tmp_path / "out"), "--seq-len", "16"]) == 0
+    frames = [f for f in capsys.readouterr().err.replace("\r", "\n").splitlines() if f.startswith("prepare:")]
+    assert frames, "no progress bar"
+    from tqdm import tqdm
+
+    shown = f"/{tqdm.format_sizeof(total)} ["  # the total, scaled as the bar writes it (33.8M)
+    assert all(shown in f for f in frames), (shown, frames[:3])
+    assert frames[0].startswith("prepare:   0%") and "100%" in frames[-1]
