@@ -18,6 +18,12 @@ _LAZY = {
     "ClimbstreamError": "climbstream.errors",
     "StorageOptions": "climbstream.storage.options",
     "ClimbDataLoader": "climbstream.loader",
+    "StreamConfig": "climbstream.config",
+    "JsonlSink": "climbstream.train.sinks",
+    "CsvSink": "climbstream.train.sinks",
+    "TensorBoardSink": "climbstream.train.sinks",
+    "WandbSink": "climbstream.train.sinks",
+    "CallbackSink": "climbstream.train.sinks",
 }
 
 __all__ = ["__version__", *_LAZY]
