@@ -3,6 +3,10 @@
     INPUT/fr.txt | INPUT/fr.jsonl | INPUT/fr.parquet      one file per language, or
     INPUT/fr/**/*.txt|*.jsonl|*.parquet                   one folder per language
 
+Text and JSONL may be compressed: .gz, .bz2, .xz, .zst (fr.jsonl.gz, fr/part-1.txt.zst).
+Any other file in the input is an error naming it (a language dropped silently would
+change every ratio); dotfiles are skipped with a warning.
+
 Plain text: one document per blank-line-separated paragraph (`text_unit="paragraph"`,
 the default) or per line (`text_unit="line"`). JSONL and Parquet: one document per
 row, text in `text_field` (default "text"). A document's id is its `id_field` value when
@@ -14,14 +18,75 @@ the same folder always gives the same documents in the same order.
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 from dataclasses import dataclass
 from typing import Iterator, Protocol
 
 from climbstream.errors import ConfigError
 
-SUFFIXES = (".txt", ".jsonl", ".parquet")
+log = logging.getLogger(__name__)
+
+COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
+SUFFIXES = (".txt", ".jsonl", ".parquet") + tuple(f"{s}{c}" for s in (".txt", ".jsonl") for c in COMPRESSIONS)
+
+
+def input_kind(name: str) -> tuple[str, str] | None:
+    """(base name without suffixes, kind "txt"|"jsonl"|"parquet") of an input file, or None."""
+    for suffix in sorted(SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return name[: -len(suffix)], suffix.split(".")[1]
+    return None
+
+
+def open_text(path: str) -> io.TextIOBase:
+    """A UTF-8 text reader over a plain or compressed (.gz, .bz2, .xz, .zst) file."""
+    if path.endswith(".gz"):
+        import gzip
+
+        return gzip.open(path, "rt", encoding="utf-8")
+    if path.endswith(".bz2"):
+        import bz2
+
+        return bz2.open(path, "rt", encoding="utf-8")
+    if path.endswith(".xz"):
+        import lzma
+
+        return lzma.open(path, "rt", encoding="utf-8")
+    if path.endswith(".zst"):
+        return io.TextIOWrapper(_zstd_reader(path), encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def _zstd_reader(path: str):
+    try:
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
+    except ImportError:
+        pass
+    try:
+        import zstd  # mosaicml-streaming's dependency: whole-buffer only
+    except ImportError:
+        raise ConfigError(f"{path}: reading .zst needs zstandard (pip install zstandard)") from None
+    with open(path, "rb") as f:
+        return io.BytesIO(zstd.decompress(f.read()))
+
+
+def _uncompressed(rel: str) -> str:
+    """`rel` without a compression suffix: document ids (and so the held-out split) do not
+    depend on whether a file was compressed."""
+    for c in COMPRESSIONS:
+        if rel.endswith(c):
+            return rel[: -len(c)]
+    return rel
+
+
+def _refuse(path: str, what: str) -> None:
+    raise ConfigError(f"{path}: {what}; inputs are .txt, .jsonl (either may end in .gz, .bz2, .xz or .zst) "
+                      f"and .parquet. Move other files out of the input folder")
 TEXT_UNITS = ("paragraph", "line")
 
 
@@ -56,18 +121,33 @@ class FolderCorpus:
         self._files: dict[str, list[tuple[str, str]]] = {}
         for name in sorted(os.listdir(path)):
             full = os.path.join(path, name)
+            if name.startswith("."):
+                log.warning("%s: skipping the hidden %s", full, "folder" if os.path.isdir(full) else "file")
+                continue
             if os.path.isdir(full):
-                files = sorted(
-                    (os.path.relpath(os.path.join(d, f), full), os.path.join(d, f))
-                    for d, _, fs in os.walk(full) for f in fs if f.endswith(SUFFIXES))
+                files = []
+                for d, dirs, fs in os.walk(full):
+                    dirs[:] = sorted(x for x in dirs if not x.startswith("."))
+                    for f in sorted(fs):
+                        if f.startswith("."):
+                            log.warning("%s: skipping the hidden file", os.path.join(d, f))
+                        elif input_kind(f) is None:
+                            _refuse(os.path.join(d, f), "not a known input file")
+                        else:
+                            files.append((_uncompressed(os.path.relpath(os.path.join(d, f), full)),
+                                          os.path.join(d, f)))
                 if files:
-                    self._files[name] = files
-            elif name.endswith(SUFFIXES):
-                lang = name.rsplit(".", 1)[0]
+                    self._files[name] = sorted(files)
+                else:
+                    _refuse(full, "a language folder with no input files")
+            elif input_kind(name) is None:
+                _refuse(full, "not a known input file")
+            else:
+                lang = input_kind(name)[0]
                 if lang in self._files:
                     raise ConfigError(f"{path}: language {lang!r} appears twice ({name} and another "
                                       f"file or folder); keep one")
-                self._files[lang] = [(name, full)]
+                self._files[lang] = [(_uncompressed(name), full)]
         if not self._files:
             raise ConfigError(f"{path}: no language files or folders (*.txt, *.jsonl, *.parquet) found")
         if langs:
@@ -89,15 +169,16 @@ class FolderCorpus:
 
     def documents(self, lang: str) -> Iterator[Document]:
         for rel, full in self._files[lang]:
-            if full.endswith(".txt"):
+            kind = input_kind(os.path.basename(full))[1]
+            if kind == "txt":
                 yield from self._text(rel, full)
-            elif full.endswith(".jsonl"):
+            elif kind == "jsonl":
                 yield from self._jsonl(rel, full)
             else:
                 yield from self._parquet(rel, full)
 
     def _text(self, rel: str, full: str) -> Iterator[Document]:
-        with open(full, encoding="utf-8") as f:
+        with open_text(full) as f:
             text = f.read()
         if self.text_unit == "line":
             units = text.splitlines()
@@ -132,7 +213,7 @@ class FolderCorpus:
 
     def _jsonl(self, rel: str, full: str) -> Iterator[Document]:
         def rows():
-            with open(full, encoding="utf-8") as f:
+            with open_text(full) as f:
                 for n, line in enumerate(f):
                     if line.strip():
                         try:

@@ -95,3 +95,53 @@ def test_prepare_progress_counts_input_bytes_toward_a_total(corpus_dir, tmp_path
     shown = f"/{tqdm.format_sizeof(total)} ["  # the total, scaled as the bar writes it (33.8M)
     assert all(shown in f for f in frames), (shown, frames[:3])
     assert frames[0].startswith("prepare:   0%") and "100%" in frames[-1]
+
+
+def _compress(path: str, suffix: str) -> None:
+    import bz2
+    import gzip
+    import lzma
+
+    import zstd
+
+    data = open(path, "rb").read()
+    packed = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress, ".zst": zstd.compress}[suffix](data)
+    with open(path + suffix, "wb") as f:
+        f.write(packed)
+    os.remove(path)
+
+
+def test_compressed_inputs_give_the_same_corpus_as_plain_ones(tmp_path):
+    import json
+    import shutil
+
+    plain, packed = tmp_path / "plain", tmp_path / "packed"
+    plain.mkdir()
+    with open(plain / "de.jsonl", "w", encoding="utf-8") as f:
+        for i in range(300):
+            f.write(json.dumps({"text": f"Satz Nummer {i} " * (i % 7 + 1)}) + "\n")
+    (plain / "fr").mkdir()
+    for part in range(4):
+        (plain / "fr" / f"part-{part}.txt").write_text("\n\n".join(f"phrase {part}.{i} " * 5 for i in range(80)))
+    shutil.copytree(plain, packed)
+    _compress(str(packed / "de.jsonl"), ".gz")
+    for part, suffix in enumerate((".gz", ".bz2", ".xz", ".zst")):
+        _compress(str(packed / "fr" / f"part-{part}.txt"), suffix)
+    for src in (plain, packed):
+        assert cli_main(["prepare", str(src), "--out", str(tmp_path / f"out-{src.name}"), "--seq-len", "16",
+                         "--quiet"]) == 0
+    a, b = (Manifest.load(str(tmp_path / f"out-{n}")) for n in ("plain", "packed"))
+    assert a.languages == b.languages == ["de", "fr"]
+    assert a.fingerprint() == b.fingerprint()  # same shards, same bytes, same held-out split
+
+
+def test_an_unknown_input_file_is_an_error_naming_it_and_dotfiles_are_skipped_aloud(tmp_path, capsys, caplog):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "fr.txt").write_text("bonjour le monde " * 50)
+    (tmp_path / "in" / ".DS_Store").write_bytes(b"\0")
+    assert cli_main(["prepare", str(tmp_path / "in"), "--out", str(tmp_path / "a"), "--seq-len", "8", "--quiet"]) == 0
+    assert "skipping the hidden file" in caplog.text
+    (tmp_path / "in" / "de.jsonl.lz4").write_bytes(b"x")
+    assert cli_main(["prepare", str(tmp_path / "in"), "--out", str(tmp_path / "b"), "--seq-len", "8", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "de.jsonl.lz4: not a known input file" in err and ".gz, .bz2, .xz or .zst" in err
