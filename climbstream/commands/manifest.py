@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "scan MDS or WebDataset tar shards (one top-level folder per language) and write their manifest"
+HELP = ("scan MDS or WebDataset tar shards (one top-level folder per language) and write their manifest, "
+        "or --merge the part manifests of 'prepare --part'")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("root", metavar="DIR_OR_URL", help="corpus root: a folder or s3://bucket/prefix")
-    parser.add_argument("--format", choices=("mds", "wds"), required=True, help="shard format")
+    parser.add_argument("--format", choices=("mds", "wds"), default=None,
+                        help="shard format (required unless --merge)")
+    parser.add_argument("--merge", action="store_true",
+                        help="join the part manifests that 'prepare --part i/N' wrote under the root")
+    parser.add_argument("--overwrite", action="store_true", help="with --merge: replace an existing manifest")
     parser.add_argument("--lang-map", default=None, metavar="FILE",
                         help="JSON/YAML mapping of top-level folder name to language name")
     parser.add_argument("--column", default="tokens", help="token column (MDS) or member "
@@ -23,18 +28,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from climbstream.errors import ConfigError
+    from climbstream.formats.parts import merge_parts
     from climbstream.formats.scan import build_manifest, load_lang_map
     from climbstream.storage.options import StorageOptions
 
     storage = StorageOptions(endpoint_url=args.endpoint_url) if args.endpoint_url else None
-    manifest = build_manifest(
-        args.root, args.format, lang_map=load_lang_map(args.lang_map), seq_len=args.seq_len,
-        column=args.column, vocab_size=args.vocab_size, eos_id=args.eos_id, storage=storage,
-        progress=not args.quiet,
-    )
+    if args.merge:
+        manifest = merge_parts(args.root, storage, overwrite=args.overwrite)
+    elif args.format is None:
+        raise ConfigError("manifest: give --format mds or --format wds (the shards' format), or --merge")
+    else:
+        manifest = build_manifest(
+            args.root, args.format, lang_map=load_lang_map(args.lang_map), seq_len=args.seq_len,
+            column=args.column, vocab_size=args.vocab_size, eos_id=args.eos_id, storage=storage,
+            progress=not args.quiet,
+        )
     if not args.quiet:
         print(f"{manifest.where}: {len(manifest.languages)} languages, seq_len {manifest.seq_len}")
         for lang in manifest.languages:
             print(f"  {lang:>10}  train {manifest.samples(lang):>8} samples"
                   f"  heldout {manifest.samples(lang, 'heldout'):>6}")
     return 0
+

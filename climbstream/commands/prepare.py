@@ -38,6 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     size.add_argument("--shard-samples", type=int, default=None, help="samples per shard")
     size.add_argument("--shard-bytes", type=int, default=None,
                       help="approximate token bytes per shard (default 4 MiB)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="processes preparing languages side by side (default 1); the output "
+                        "is the same bytes whatever N is")
+    parser.add_argument("--part", default=None, metavar="I/N",
+                        help="prepare only part I of N (whole languages, balanced by input size) and "
+                        "write a part manifest; join the N parts with 'climbstream manifest OUT --merge'")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing prepared corpus")
     parser.add_argument("--endpoint-url", default=None, help="S3 endpoint (default: AWS configuration)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
@@ -62,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         corpus, args.out, fmt=args.format, seq_len=args.seq_len,
         tokenizer=load_tokenizer(args.tokenizer, args.eos_id), tail=args.tail,
         heldout_frac=args.heldout_frac, shard_samples=args.shard_samples, shard_bytes=args.shard_bytes,
-        storage=storage, overwrite=args.overwrite, progress=not args.quiet,
+        storage=storage, overwrite=args.overwrite, progress=not args.quiet, workers=args.workers,
+        part=args.part,
     )
     if not args.quiet:
         print(f"{manifest.where}: {len(manifest.languages)} languages, seq_len {manifest.seq_len}")
