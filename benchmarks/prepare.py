@@ -12,6 +12,8 @@ to closing the last shard, and reports tokens per second of wall time:
 with the byte tokenizer and with a BPE `tokenizer.json` trained by `tokenizers` on the
 corpus (training not timed). Ratios in `ratios`: the speed-up from 1 to 2 workers (goal
 >= 1.8 on two idle cores) and climbstream at 1 worker over each peer loop (goal >= 1).
+With a tokenizer.json one worker already tokenizes on every core (tokenizers' threads
+under `encode_batch`), so the BPE rows also time one worker with those threads off.
 
     .venv/bin/python benchmarks/prepare.py [--langs 16] [--max-bytes-per-lang N] [--quick]
 """
@@ -97,7 +99,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--langs", type=int, default=16, help="gettext languages, largest first (default 16)")
     ap.add_argument("--max-bytes-per-lang", type=int, default=None, help="cap each language's text")
-    ap.add_argument("--repeats", type=int, default=2, help="runs per row; the fastest is kept (default 2)")
+    ap.add_argument("--repeats", type=int, default=3, help="runs per row; the fastest is kept (default 3)")
     ap.add_argument("--quick", action="store_true", help="8 languages of 400 kB, one run per row")
     args = ap.parse_args(argv)
     if args.quick:
@@ -106,6 +108,9 @@ def main(argv=None) -> dict:
     import webdataset  # noqa: F401
 
     corpus = gettext_corpus("/usr/share/locale", args.langs, args.max_bytes_per_lang)
+    for lang in corpus.languages:  # read once untimed: every row then finds the files in the page cache
+        for _ in corpus.documents(lang):
+            pass
     work = tempfile.mkdtemp(prefix="climbstream-bench-prepare-")
     rows = []
     try:
@@ -113,6 +118,9 @@ def main(argv=None) -> dict:
         for tok_name, tok in tokenizers.items():
             cases = [(f"climbstream_{fmt}_w{w}", lambda out, fmt=fmt, w=w: _ours(corpus, tok, out, fmt, w))
                      for fmt in ("mds", "wds") for w in (1, 2)]
+            if tok_name == "bpe":  # one process and one thread: what a worker does alone
+                cases.append(("climbstream_mds_w1_one_thread",
+                              lambda out: _ours(corpus, tok, out, "mds", 1, tokenizer_threads=False)))
             cases += [("mds_writer_loop", lambda out: peer_loop(corpus, tok, out, "mds")),
                       ("shard_writer_loop", lambda out: peer_loop(corpus, tok, out, "wds"))]
             for name, fn in cases:
@@ -133,6 +141,9 @@ def main(argv=None) -> dict:
             one = speed[(tok_name, f"climbstream_{fmt}_w1")]
             ratios[f"{tok_name}_{fmt}_2_workers_over_1"] = round(speed[(tok_name, f"climbstream_{fmt}_w2")] / one, 3)
             ratios[f"{tok_name}_{fmt}_1_worker_over_{peer}"] = round(one / speed[(tok_name, peer)], 3)
+    single = speed[("bpe", "climbstream_mds_w1_one_thread")]
+    ratios["bpe_mds_2_workers_over_1_worker_one_thread"] = round(speed[("bpe", "climbstream_mds_w2")] / single, 3)
+    ratios["bpe_mds_1_worker_one_thread_over_mds_writer_loop"] = round(single / speed[("bpe", "mds_writer_loop")], 3)
     result = {"benchmark": "prepare", "languages": corpus.languages, "seq_len": SEQ_LEN,
               "input_bytes": sum(corpus.input_bytes(lang) for lang in corpus.languages),
               "cpus": os.cpu_count(), "python": platform.python_version(), "rows": rows, "ratios": ratios}
@@ -140,9 +151,14 @@ def main(argv=None) -> dict:
     return result
 
 
-def _ours(corpus, tokenizer, out: str, fmt: str, workers: int) -> int:
-    manifest = prepare(corpus, out, fmt=fmt, seq_len=SEQ_LEN, tokenizer=tokenizer,
-                       shard_samples=SHARD_SAMPLES, workers=workers)
+def _ours(corpus, tokenizer, out: str, fmt: str, workers: int, tokenizer_threads: bool = True) -> int:
+    if not tokenizer_threads:
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    try:
+        manifest = prepare(corpus, out, fmt=fmt, seq_len=SEQ_LEN, tokenizer=tokenizer,
+                           shard_samples=SHARD_SAMPLES, workers=workers)
+    finally:
+        os.environ.pop("TOKENIZERS_PARALLELISM", None)
     return sum((manifest.samples(lang) + manifest.samples(lang, "heldout")) * SEQ_LEN for lang in manifest.languages)
 
 

@@ -11,6 +11,7 @@ file and the closest known key. Sizes accept "512MB"/"4GiB"-style strings.
     cache_limit: 20GB
     storage: {endpoint_url: http://127.0.0.1:9000, region: us-east-1}
     verify: auto                      # auto | sha256 (range reads refused) | size
+    columns: [id]                     # other MDS columns added to each sample (default none)
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class StreamConfig:
     window_shards: int = 4
     stop_position: int | None = None
     verify: str = "auto"
+    columns: list | None = None
     where: str = "config"
 
     def __post_init__(self) -> None:
@@ -148,6 +150,7 @@ class StreamConfig:
             cache_limit_bytes=self.cache_limit, prefetch_depth=self.prefetch_depth, read_mode=self.read_mode,
             storage=storage, epoch_cap=self.epoch_cap, on_epoch_cap=self.on_epoch_cap,
             window_shards=self.window_shards, stop_position=self.stop_position, verify=self.verify,
+            columns=self.columns,
         )
 
 

@@ -116,6 +116,10 @@ class CorpusReader:
         """Tokens of sample `index` of shard `shard` of language `name`."""
         return self.readers[self.view._source_of[name]].read(name, split, shard, index)
 
+    def read_with(self, name: str, shard: int, index: int, columns: tuple[str, ...], split: str = TRAIN):
+        """(tokens, {column: value}) of that sample (see SampleReader.read_with)."""
+        return self.readers[self.view._source_of[name]].read_with(name, split, shard, index, columns)
+
     @contextlib.contextmanager
     def holding(self) -> Iterator[None]:
         """Every reader's `holding()` block: shards read inside stay acquired until it ends."""

@@ -84,6 +84,9 @@ class ClimbStream(IterableDataset):
             first read and of every download; range reads are not verifiable and log a
             warning when chosen. "sha256": the same, and range reads refused. "size": sizes
             and headers only (downloads are still hashed by the cache).
+        columns: names of other MDS columns to add to each sample (e.g. `["id"]`; off by
+            default): scalars and strings as Python values, arrays as numpy arrays, so
+            torch's default collate batches them. Tar shards carry only their tokens.
     """
 
     def __init__(
@@ -105,6 +108,7 @@ class ClimbStream(IterableDataset):
         window_shards: int = 4,
         stop_position: int | None = None,
         verify: str = "auto",
+        columns: Sequence[str] | None = None,
     ):
         if on_epoch_cap not in ("error", "stop"):
             raise ConfigError(f"on_epoch_cap: expected 'error' or 'stop', got {on_epoch_cap!r}")
@@ -116,6 +120,7 @@ class ClimbStream(IterableDataset):
             check_int("stop_position", stop_position, 0, MAX_POSITION)
         self.corpus = CorpusView.load([sources] if isinstance(sources, str) else list(sources), storage)
         self.languages: list[str] = self.corpus.languages
+        self.columns = _check_columns(columns, self.corpus)
         self.layout = Layout(int(global_batch), *data_parallel_rank_and_size(rank, world_size))
         if stop_position is not None and stop_position % self.layout.global_batch:
             raise ConfigError(f"stop_position {stop_position} is not a multiple of global_batch {global_batch}")
@@ -500,3 +505,22 @@ def _max_over_ranks(value: int) -> int:
 def _stage_dicts(cursor: Cursor, languages: Sequence[str]) -> list[dict]:
     return [{"start": start, "weights": {n: int(v) for n, v in zip(languages, w.tolist())}}
             for start, w in cursor.stages]
+
+
+SAMPLE_FIELDS = ("tokens", "lang", "position", "shard", "index")
+
+
+def _check_columns(columns, corpus: CorpusView) -> tuple[str, ...]:
+    """The extra columns as a tuple, after checking they can be added to every sample."""
+    if columns is None:
+        return ()
+    if isinstance(columns, str) or not all(isinstance(c, str) and c for c in columns):
+        raise ConfigError(f"columns: expected a list of column names, got {columns!r}")
+    taken = [c for c in columns if c in SAMPLE_FIELDS]
+    if taken:
+        raise ConfigError(f"columns: {taken} are fields every sample has already ({', '.join(SAMPLE_FIELDS)})")
+    tar = [m.where for m in corpus.manifests if m.format != "mds"]
+    if columns and tar:
+        raise ConfigError(f"columns: {tar[0]} is a tar corpus, whose manifest indexes only the token member; "
+                          f"extra columns need MDS shards")
+    return tuple(dict.fromkeys(columns))

@@ -116,20 +116,27 @@ class StreamIterator:
         stream = self._stream
         names = stream.languages
         readers = self._open_readers()
+        columns = stream.columns
         out = []
         with readers.holding():  # each cached shard acquired once per batch, not per sample
             for j in range(len(plan)):
                 lang = int(plan.lang[j])
                 shard = int(plan.shard[j])
                 index = int(plan.index[j])
-                tokens = readers.read(names[lang], shard, index)
-                out.append({
+                if columns:
+                    tokens, extra = readers.read_with(names[lang], shard, index, columns)
+                else:
+                    tokens, extra = readers.read(names[lang], shard, index), None
+                sample = {
                     "tokens": torch.from_numpy(np.asarray(tokens, dtype=np.int64)),
                     "lang": lang,
                     "position": plan.start + j,
                     "shard": stream.corpus.shard_path(names[lang], shard),
                     "index": index,
-                })
+                }
+                if extra:
+                    sample.update(extra)
+                out.append(sample)
         return out
 
     def _hint(self, plan: Plan, following: Plan | None) -> None:

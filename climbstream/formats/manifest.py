@@ -360,3 +360,8 @@ def _validate_shard(shard: Any, where: str, key: str, seq_len: int) -> None:
         raise ManifestError(
             f"{where}: {key}.sha256 ({path}) must be 64 lowercase hex digits, got {sha!r}"
         )
+    if shard.get("compression") is not None:  # bytes and sha256 are the compressed file's
+        if not isinstance(shard["compression"], str):
+            raise ManifestError(f"{where}: {key}.compression ({path}) must be a codec name, got "
+                                f"{shard['compression']!r}")
+        _int(shard.get("raw_bytes"), where, f"{key}.raw_bytes ({path}, the decompressed size)", minimum=1)

@@ -97,7 +97,7 @@ def decode_column(sample: bytes | memoryview, header: MdsHeader, column: str, wh
     if column not in header.column_names:
         raise ManifestError(
             f"{where}: MDS shard has no column {column!r} (columns: {header.column_names}); "
-            f"pass the token column's name"
+            f"name one of those (the token column with 'manifest --column', others in columns=)"
         )
     sizes, pos = [], 0
     for size in header.column_sizes:

@@ -12,6 +12,9 @@ Three ways to get the bytes, chosen per corpus by `read_mode`:
 - "auto": local in place; remote "shard" when the cache holds K x (2 x prefetch_depth + 1) of
   the largest shards, else "range".
 
+Compressed MDS shards (local or remote) are always read in "shard" mode: decompressed once
+per machine into the cache (storage/unpack.py), so they need a cache_dir.
+
 A reader holds no boto3 client, file descriptor or thread until its first read, and drops
 them when pickled or forked, so it can be created before DataLoader workers start and is
 safe inside each of them.
@@ -36,6 +39,7 @@ from climbstream.formats.manifest import Manifest, ShardInfo, inside_root
 from climbstream.storage.remote import is_remote, local_path
 from climbstream.formats.mds import MdsHeader, ShardFormatError, decode_column, header_prefix_bytes, parse_header
 from climbstream.formats.wds import token_offset
+from climbstream.storage.unpack import Unpack
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +86,12 @@ class SampleReader:
         self.storage = storage
         self.requested_mode = read_mode
         self.local = not is_remote(manifest.root)
-        self.mode = "local" if self.local else _pick_remote_mode(manifest, read_mode, cache_dir,
-                                                                  cache_limit_bytes, self._shards_in_use())
+        if _compressed(manifest):
+            self.mode = _compressed_mode(manifest, read_mode, cache_dir)
+        elif self.local:
+            self.mode = "local"
+        else:
+            self.mode = _pick_remote_mode(manifest, read_mode, cache_dir, cache_limit_bytes, self._shards_in_use())
         if self.mode == "range" and verify != "size":
             _unverified_ranges(manifest, verify, read_mode)
         self.verify = "sha256" if verify == "auto" else verify
@@ -135,18 +143,23 @@ class SampleReader:
     # -- public API ----------------------------------------------------------------------
     def read(self, lang: str, split: str, shard: int, index: int) -> np.ndarray:
         """Sample `index` of shard number `shard` of (lang, split) as int64[seq_len]."""
+        return self.read_with(lang, split, shard, index, ())[0]
+
+    def read_with(self, lang: str, split: str, shard: int, index: int,
+                  columns: tuple[str, ...]) -> tuple[np.ndarray, dict]:
+        """`read`, and the sample's other MDS `columns` by name (decoded from the same bytes)."""
         self._check_process()
         info = self._shard(lang, split, shard)
         if not 0 <= index < info.samples:
             raise ManifestError(f"{info.where}: sample {index} out of range (shard has {info.samples})")
         start = time.perf_counter()
         if self.mode == "shard" and self._held is not None:
-            tokens = self._read_sample(info, index, self._held_source(info))
+            tokens, extra = self._read_sample(info, index, self._held_source(info), columns)
         elif self.mode == "shard":
-            with self._get_prefetcher().get(info.url, info.bytes, info.sha256) as path:
-                tokens = self._read_sample(info, index, _FileSource(path, info))
+            with self._get_prefetcher().get(info.url, info.bytes, info.sha256, _unpack(info)) as path:
+                tokens, extra = self._read_sample(info, index, _FileSource(path, info), columns)
         else:
-            tokens = self._read_sample(info, index, self._source(info))
+            tokens, extra = self._read_sample(info, index, self._source(info), columns)
         self._wait_s += time.perf_counter() - start
         self._reads += 1
         if tokens.shape != (self.manifest.seq_len,):
@@ -155,7 +168,7 @@ class SampleReader:
                 f"{self.manifest.seq_len}; the shard does not match its manifest, rebuild it with "
                 f"'climbstream manifest'"
             )
-        return tokens.astype(np.int64)
+        return tokens.astype(np.int64), extra
 
     @contextlib.contextmanager
     def holding(self) -> Iterator[None]:
@@ -185,7 +198,7 @@ class SampleReader:
         wanted = []
         for lang, split, shard in upcoming:
             info = self._shard(lang, split, shard)
-            wanted.append((info.url, info.bytes, info.sha256))
+            wanted.append((info.url, info.bytes, info.sha256, _unpack(info)))
         self._get_prefetcher().want(wanted, replace=True)
 
     def metrics(self) -> dict:
@@ -212,14 +225,19 @@ class SampleReader:
                                 f"{len(shards)} shards, no shard {shard}")
         return shards[shard]
 
-    def _read_sample(self, info: ShardInfo, index: int, source: "_Source") -> np.ndarray:
+    def _read_sample(self, info: ShardInfo, index: int, source: "_Source",
+                     columns: tuple[str, ...] = ()) -> tuple[np.ndarray, dict]:
         if self.manifest.format == "mds":
             header = self._headers.get(info.url)
             if header is None:
                 header = self._headers[info.url] = self._read_mds_header(info, source)
             start, end = header.sample_range(index)
-            return decode_column(source.read(start, end), header, self.tokens_field,
-                                 f"{info.where} sample {index}").reshape(-1)
+            sample, where = source.read(start, end), f"{info.where} sample {index}"
+            extra = {name: column_value(decode_column(sample, header, name, where)) for name in columns}
+            return decode_column(sample, header, self.tokens_field, where).reshape(-1), extra
+        if columns:
+            raise ConfigError(f"{info.where}: columns {list(columns)} asked for, but tar shards are indexed "
+                              f"by their token member only; extra columns need MDS shards")
         offsets = info.extra.get("token_offsets")
         dtype = np.dtype(info.extra.get("tokens_dtype", "<u2"))
         if offsets is None:
@@ -227,20 +245,22 @@ class SampleReader:
                                 f"manifest with 'climbstream manifest --format wds'")
         start = token_offset(offsets, index, info.where)
         data = source.read(start, start + self.manifest.seq_len * dtype.itemsize)
-        return np.frombuffer(data, dtype)
+        return np.frombuffer(data, dtype), {}
 
     def _read_mds_header(self, info: ShardInfo, source: "_Source") -> MdsHeader:
+        stored = _stored_bytes(info)
         size = info.extra.get("header_bytes") or header_prefix_bytes(info.samples) + 4096
-        head = source.read(0, min(size, info.bytes))
+        head = source.read(0, min(size, stored))
         first = int(np.frombuffer(head[4:8], np.uint32)[0]) if len(head) >= 8 else 0
-        if len(head) < first <= info.bytes:
+        if len(head) < first <= stored:
             head = source.read(0, first)
-        return parse_header(head, info.where, info.samples, info.bytes)
+        return parse_header(head, info.where, info.samples, stored)
 
     def _held_source(self, info: ShardInfo) -> "_Source":
         source = self._held.get(info.url)
         if source is None:
-            path = self._held_stack.enter_context(self._get_prefetcher().get(info.url, info.bytes, info.sha256))
+            path = self._held_stack.enter_context(
+                self._get_prefetcher().get(info.url, info.bytes, info.sha256, _unpack(info)))
             source = self._held[info.url] = _HeldSource.open(path, info, self._held_stack)
         return source
 
@@ -311,6 +331,14 @@ class SampleReader:
             window = len(self.manifest.languages) * self.prefetch_depth  # every batch reads all K languages
             self._prefetcher = Prefetcher(cache, self._get_store(), depth=window, threads=min(8, max(1, window)))
         return self._prefetcher
+
+
+def column_value(value: np.ndarray):
+    """A decoded MDS column as a sample field: scalars and strings as Python values, arrays
+    as their own copy (the decoded array is a view on a buffer that is reused)."""
+    if value.ndim == 0:
+        return value.item()
+    return np.array(value)
 
 
 def check_sha256(fd: int, info: ShardInfo) -> None:
@@ -439,5 +467,38 @@ def _pick_remote_mode(manifest: Manifest, read_mode: str, cache_dir: str | None,
 
 
 def _largest_shard_bytes(manifest: Manifest) -> int:
-    return max((s.bytes for lang in manifest.languages for split in ("train", "heldout")
+    """The largest shard as the cache holds it (compressed shards decompressed)."""
+    return max((_stored_bytes(s) for lang in manifest.languages for split in ("train", "heldout")
                 for s in manifest.shards(lang, split)), default=0)
+
+
+def _all_shards(manifest: Manifest) -> Iterator[ShardInfo]:
+    for lang in manifest.languages:
+        for split in ("train", "heldout"):
+            yield from manifest.shards(lang, split)
+
+
+def _compressed(manifest: Manifest) -> list[str]:
+    """The compression algorithms the manifest's shards use (none for most corpora)."""
+    return sorted({s.extra["compression"] for s in _all_shards(manifest) if s.extra.get("compression")})
+
+
+def _unpack(info: ShardInfo) -> Unpack | None:
+    algorithm = info.extra.get("compression")
+    return Unpack(algorithm, int(info.extra["raw_bytes"])) if algorithm else None
+
+
+def _stored_bytes(info: ShardInfo) -> int:
+    return int(info.extra["raw_bytes"]) if info.extra.get("compression") else info.bytes
+
+
+def _compressed_mode(manifest: Manifest, read_mode: str, cache_dir: str | None) -> str:
+    """Compressed shards are read from the cache only (storage/unpack.py), local ones too."""
+    algorithms = ", ".join(_compressed(manifest))
+    if read_mode == "range":
+        raise ConfigError(f"{manifest.where}: shards are compressed ({algorithms}); byte ranges of a compressed "
+                          f"shard are not samples. Use read_mode 'shard' or 'auto' with a cache_dir")
+    if cache_dir is None:
+        raise ConfigError(f"{manifest.where}: shards are compressed ({algorithms}) and are decompressed once per "
+                          f"machine into the shard cache; give a cache_dir (cache_dir: in YAML)")
+    return "shard"

@@ -75,16 +75,31 @@ class _Checker:
             self.max_id = max(self.max_id, int(tokens.max()))
 
 
-def _mds_entry(path: str, rel: str, expected_samples: int, column: str, checker: _Checker) -> dict:
+def _mds_entry(path: str, rel: str, expected_samples: int, column: str, checker: _Checker,
+               compression: str | None = None) -> dict:
     with open(path, "rb") as f:
         data = f.read()
-    header = parse_header(data, rel, expected_samples, len(data))
-    view = memoryview(data)
+    raw = data
+    if compression:
+        from climbstream.storage.unpack import decompress
+
+        try:
+            raw = decompress(compression, data)
+        except ConfigError:
+            raise
+        except Exception as err:  # each codec raises its own error type
+            raise ShardFormatError(f"{rel}: cannot decompress ({compression}: {err}); the shard is "
+                                   f"truncated or corrupted") from None
+    header = parse_header(raw, rel, expected_samples, len(raw))
+    view = memoryview(raw)
     for j in range(header.num_samples):
         start, end = header.sample_range(j)
         checker.check(decode_column(view[start:end], header, column, f"{rel} sample {j}"), rel, j)
-    return {"path": rel, "samples": header.num_samples, "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(), "header_bytes": header.header_bytes}
+    entry = {"path": rel, "samples": header.num_samples, "bytes": len(data),
+             "sha256": hashlib.sha256(data).hexdigest(), "header_bytes": header.header_bytes}
+    if compression:
+        entry.update(compression=compression, raw_bytes=len(raw))
+    return entry
 
 
 def _tar_entry(path: str, rel: str, column: str, checker: _Checker) -> dict:
@@ -103,15 +118,21 @@ def _tar_entry(path: str, rel: str, column: str, checker: _Checker) -> dict:
             "token_offsets": encode_offsets([s.data_offset for s in samples])}
 
 
-def _shards(files: list[str], fmt: str, fetch) -> Iterator[tuple[str, int | None]]:
-    """(relative shard path, expected samples or None) in a stable order."""
+def _shards(files: list[str], fmt: str, fetch) -> Iterator[tuple[str, int | None, str | None]]:
+    """(relative shard path, expected samples or None, compression or None) in a stable order.
+
+    Compressed MDS is listed by its compressed file (what is downloaded and hashed); the
+    reader decompresses it into the cache. Compressed tar is refused: a .tar.gz has no
+    index to find a sample by, and recompressing it as MDS or plain tar is one command.
+    """
     if fmt == "wds":
         for rel in files:
             if rel.endswith((".tar.gz", ".tgz", ".tar.zst", ".tar.bz2", ".tar.xz")):
                 raise ManifestError(f"{rel}: compressed tar shards cannot be read sample by sample; "
-                                    f"recompress them as plain .tar")
+                                    f"recompress them as plain .tar, or write MDS with compression "
+                                    f"(read through the shard cache)")
             if rel.endswith(".tar"):
-                yield rel, None
+                yield rel, None, None
         return
     for rel in files:
         if rel.split("/")[-1] != "index.json":
@@ -123,12 +144,9 @@ def _shards(files: list[str], fmt: str, fetch) -> Iterator[tuple[str, int | None
             if shard.get("format") != "mds":
                 raise ManifestError(f"{rel}: shard format {shard.get('format')!r} is not mds; use "
                                     f"--format wds for tar shards")
-            if shard.get("zip_data"):
-                raise ManifestError(f"{rel}: shard {shard['zip_data']['basename']} is compressed "
-                                    f"({shard.get('compression')}); sample-level reads need "
-                                    f"uncompressed MDS, rewrite with compression=None")
-            name = shard["raw_data"]["basename"]
-            yield (f"{folder}/{name}" if folder else name), int(shard["samples"])
+            compression = shard.get("compression") if shard.get("zip_data") else None
+            name = shard["zip_data" if compression else "raw_data"]["basename"]
+            yield (f"{folder}/{name}" if folder else name), int(shard["samples"]), compression
 
 
 def build_manifest(root: str, fmt: str, lang_map: dict[str, str] | None = None, seq_len: int | None = None,
@@ -167,14 +185,14 @@ def build_manifest(root: str, fmt: str, lang_map: dict[str, str] | None = None, 
         if not shards:
             raise ManifestError(f"{root}: no {'index.json' if fmt == 'mds' else '*.tar'} shards found; "
                                 f"check --format and the path")
-        for rel, expected in tqdm(shards, unit="shard", desc="manifest", disable=not progress):
+        for rel, expected, compression in tqdm(shards, unit="shard", desc="manifest", disable=not progress):
             if "/" not in rel:
                 raise ManifestError(f"{root}/{rel}: shard is not inside a language folder; put each "
                                     f"language's shards under a top-level folder named after it")
             top = rel.split("/", 1)[0]
             lang = lang_map.get(top, top)
             path = fetch(rel)
-            entry = (_mds_entry(path, rel, expected, column, checker) if fmt == "mds"
+            entry = (_mds_entry(path, rel, expected, column, checker, compression) if fmt == "mds"
                      else _tar_entry(path, rel, column, checker))
             languages.setdefault(lang, {"train": [], "heldout": []})[split_of(rel)].append(entry)
     for entry in languages.values():

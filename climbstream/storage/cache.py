@@ -26,7 +26,8 @@ Each shard has two lock files:
   waiting: a cache that waits for space can deadlock workers that each hold shards.
   `check_capacity` rejects limits too small for the configured reading pattern up front.
 
-Local sources (plain paths, file://) are returned in place, never copied.
+Local sources (plain paths, file://) are returned in place, never copied; compressed shards,
+local or not, are decompressed into the cache (storage/unpack.py).
 
 Layout under root_dir: `data/<key>` (the shards), `index/<key>.json` (what this cache
 downloaded: url, bytes, sha256, complete), `locks/<key>.lock` and `locks/<key>.fetch`, `cache.lock`
@@ -53,6 +54,7 @@ from dataclasses import dataclass
 from climbstream.errors import ConfigError
 from climbstream.storage.remote import TEMP_MARKER, ObjectStore
 from climbstream.storage.retry import IntegrityError, ObjectNotFoundError
+from climbstream.storage.unpack import Unpack
 
 log = logging.getLogger(__name__)
 INDEX_VERSION = 1
@@ -137,24 +139,30 @@ class ShardCache:
 
     @contextlib.contextmanager
     def acquire(self, url: str, store: ObjectStore, size: int | None = None,
-                sha256: str | None = None) -> Iterator[str]:
+                sha256: str | None = None, unpack: Unpack | None = None) -> Iterator[str]:
         """The local path of `url`, resident (and not evictable) inside the with-block."""
-        shard = self.open(url, store, size, sha256)
+        shard = self.open(url, store, size, sha256, unpack)
         try:
             yield shard.path
         finally:
             shard.release()
 
-    def open(self, url: str, store: ObjectStore, size: int | None = None, sha256: str | None = None) -> CachedShard:
-        """Like `acquire`, returning a handle the caller releases (possibly from another thread)."""
-        if store.is_local:
+    def open(self, url: str, store: ObjectStore, size: int | None = None, sha256: str | None = None,
+             unpack: Unpack | None = None) -> CachedShard:
+        """Like `acquire`, returning a handle the caller releases (possibly from another thread).
+
+        `size` and `sha256` are the download's; with `unpack` (a compressed shard, local or
+        remote) the entry is the decompressed shard of `unpack.raw_bytes` (storage/unpack.py).
+        """
+        if store.is_local and unpack is None:
             return self._open_local(url, store, size)
         key = self.key(url)
+        entry_size = unpack.raw_bytes if unpack is not None else size
         downloaded = 0
         while True:
             fd = self._lock_entry(key, fcntl.LOCK_SH)
             try:
-                if self._is_complete(key, size, sha256):
+                if self._is_complete(key, entry_size, sha256):
                     shard, fd = self._handed_over(url, key, fd, downloaded), None
                     return shard
             finally:
@@ -166,9 +174,9 @@ class ShardCache:
             try:
                 use_fd = self._lock_entry(key, fcntl.LOCK_SH)  # keeps eviction off the entry being filled
                 try:
-                    if not self._is_complete(key, size, sha256):
-                        downloaded += self._fill(key, url, store, size, sha256)
-                    if self._is_complete(key, size, sha256):  # hand over the use lock already held
+                    if not self._is_complete(key, entry_size, sha256):
+                        downloaded += self._fill(key, url, store, size, sha256, unpack)
+                    if self._is_complete(key, entry_size, sha256):  # hand over the use lock already held
                         shard, use_fd = self._handed_over(url, key, use_fd, downloaded), None
                         return shard
                 finally:
@@ -313,13 +321,17 @@ class ShardCache:
         with contextlib.suppress(FileNotFoundError):
             os.utime(self._marker_path(key), ns=(now, now))
 
-    def _fill(self, key: str, url: str, store: ObjectStore, size: int | None, sha256: str | None) -> int:
+    def _fill(self, key: str, url: str, store: ObjectStore, size: int | None, sha256: str | None,
+              unpack: Unpack | None = None) -> int:
         """Download `url` holding the shard's fetch lock (and its use lock shared); returns the bytes."""
         data_path = self._data_path(key)
         if size is None:
             size = store.size(url)
-        marker = {"version": INDEX_VERSION, "url": url, "bytes": int(size),
+        entry_size = unpack.raw_bytes if unpack is not None else size
+        marker = {"version": INDEX_VERSION, "url": url, "bytes": int(entry_size),
                   "sha256": sha256.lower() if sha256 else None, "complete": False}
+        if unpack is not None:
+            marker["compression"] = unpack.algorithm  # sha256 stays the download's: its identity
         if self.limit_bytes is None:
             # No space to account for, so no reservation: the entry is written once, complete.
             # Only the holder of the fetch lock writes this temp name, so a dead downloader's
@@ -337,16 +349,23 @@ class ShardCache:
                         os.unlink(stale)
             self._reserve(key, marker)
             temp_path = None
+        packed_path = data_path + TEMP_MARKER + "packed" if unpack is not None else None
         try:
-            written = store.download(url, data_path, expected_size=size, expected_sha256=sha256,
-                                     temp_path=temp_path)
+            written = store.download(url, packed_path or data_path, expected_size=size,
+                                     expected_sha256=sha256, temp_path=temp_path)
+            if unpack is not None:
+                unpack.into(packed_path, data_path, url)
         except BaseException:
             for path in (data_path, self._marker_path(key)):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
             raise
+        finally:
+            if packed_path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(packed_path)
         self._write_marker(key, dict(marker, complete=True))
-        self._remember(key, os.stat(data_path), int(size), marker["sha256"])  # as _is_complete would
+        self._remember(key, os.stat(data_path), int(entry_size), marker["sha256"])  # as _is_complete would
         log.debug("cache %s: downloaded %s (%d bytes)", self.root, url, written)
         return written
 

@@ -29,6 +29,7 @@ from climbstream.errors import ConfigError, StorageError
 from climbstream.storage.cache import CachedShard, ShardCache
 from climbstream.storage.metrics import StorageMetrics
 from climbstream.storage.remote import ObjectStore
+from climbstream.storage.unpack import Unpack
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class _Entry:
     url: str
     size: int | None
     sha256: str | None
+    unpack: Unpack | None = None
     state: str = "planned"  # planned -> running -> ready | failed
     shard: CachedShard | None = None
     error: BaseException | None = None
@@ -68,34 +70,35 @@ class Prefetcher:
         self._metrics = StorageMetrics()
 
     # -- consumer side -------------------------------------------------------------------
-    def want(self, items: Iterable[tuple[str, int | None, str | None]], replace: bool = False) -> None:
-        """Plan `(url, size, sha256)` items in the order they will be needed.
+    def want(self, items: Iterable[tuple], replace: bool = False) -> None:
+        """Plan `(url, size, sha256[, unpack])` items in the order they will be needed.
 
         Items already planned or fetched are kept where they are. With `replace=True` the
         plan becomes exactly `items`: entries not in it are dropped (and released).
         """
         self._check_process()
-        items = [(str(u), s, h) for u, s, h in items]
+        items = [(str(item[0]), item[1], item[2], item[3] if len(item) > 3 else None) for item in items]
         dropped: list[_Entry] = []
         with self._lock:
             if self._closed:
                 raise StorageError("Prefetcher.want after close(); create a new Prefetcher")
             if replace:
-                keep = {u for u, _, _ in items}
+                keep = {item[0] for item in items}
                 for url in [u for u in self._entries if u not in keep]:
                     entry = self._entries.pop(url)
                     if entry.state != "running":  # a running fetch is released by its thread when done
                         dropped.append(entry)
-            for url, size, sha256 in items:
+            for url, size, sha256, unpack in items:
                 if url not in self._entries:
-                    self._entries[url] = _Entry(url, size, sha256)
+                    self._entries[url] = _Entry(url, size, sha256, unpack)
             self._start_threads()
             self._work.notify(self.num_threads)
         for entry in dropped:
             self._discard(entry)
 
     @contextlib.contextmanager
-    def get(self, url: str, size: int | None = None, sha256: str | None = None) -> Iterator[str]:
+    def get(self, url: str, size: int | None = None, sha256: str | None = None,
+            unpack: Unpack | None = None) -> Iterator[str]:
         """The local path of `url`, resident inside the with-block; blocks until it is there."""
         self._check_process()
         started = time.perf_counter()
@@ -111,7 +114,7 @@ class Prefetcher:
                     entry = None  # not started: fetching it here is quicker than queueing
         try:
             if entry is None:
-                shard = self.cache.open(url, self.store, size, sha256)
+                shard = self.cache.open(url, self.store, size, sha256, unpack)
                 self._metrics.add_lookup(shard.hit, shard.bytes_downloaded)
             elif entry.state == "failed":
                 if isinstance(entry.error, StorageError):
@@ -180,7 +183,8 @@ class Prefetcher:
                     return
                 entry.state = "running"
             try:
-                shard, error = self.cache.open(entry.url, self.store, entry.size, entry.sha256), None
+                shard, error = self.cache.open(entry.url, self.store, entry.size, entry.sha256,
+                                               entry.unpack), None
                 self._metrics.add_lookup(shard.hit, shard.bytes_downloaded)
             except Exception as exc:  # kept for the consumer; raised by get()
                 shard, error = None, exc

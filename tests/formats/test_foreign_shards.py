@@ -94,16 +94,17 @@ def test_a_sample_of_the_wrong_length_is_named_with_its_shard(fmt, tmp_path):
         build_manifest(str(tmp_path / "c"), fmt)
 
 
-def test_shards_outside_a_language_folder_and_compressed_mds_are_refused(tmp_path):
+def test_shards_outside_a_language_folder_and_compressed_tars_are_refused(tmp_path):
     _write_mds(str(tmp_path / "flat"), _samples(8, 3))
     with pytest.raises(ManifestError, match=r"shard\.00000\.mds: shard is not inside a language folder"):
         build_manifest(str(tmp_path / "flat"), "mds")
-    from streaming import MDSWriter
+    import gzip
 
-    with MDSWriter(out=str(tmp_path / "z" / "fr"), columns={"tokens": "ndarray:int32"}, compression="zstd") as w:
-        w.write({"tokens": _samples(9, 1)[0]})
-    with pytest.raises(ManifestError, match=r"fr/index.json: shard shard\.00000\.mds\.zstd is compressed"):
-        build_manifest(str(tmp_path / "z"), "mds")
+    _write_tars(str(tmp_path / "z" / "fr"), _samples(9, 3))
+    with open(tmp_path / "z" / "fr" / "part-0000.tar", "rb") as f, gzip.open(tmp_path / "z" / "fr" / "part-0001.tar.gz", "wb") as g:
+        g.write(f.read())
+    with pytest.raises(ManifestError, match=r"fr/part-0001\.tar\.gz: compressed tar shards cannot be read sample by sample"):
+        build_manifest(str(tmp_path / "z"), "wds")
 
 
 @pytest.mark.parametrize("cut", ["inside a header", "inside a member", "before the end marker"])
