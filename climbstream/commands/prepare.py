@@ -10,7 +10,8 @@ HELP = "tokenize a corpus (folder per language, or the machine's gettext catalog
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("input", nargs="?", help="folder with one file or folder per language "
-                     "(*.txt, *.jsonl, *.parquet)")
+                     "(*.txt, *.jsonl, optionally .gz/.bz2/.xz/.zst, *.parquet, *.arrow, a dataset saved with "
+                     "save_to_disk); with --lang-field, a Parquet/Arrow file, a folder of them or a saved dataset")
     src.add_argument("--from-gettext", nargs="?", const="/usr/share/locale", metavar="DIR",
                      help="use the gettext catalogs under DIR (default /usr/share/locale); a "
                      "generated corpus is used where there are none")
@@ -20,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "of the largest (gettext); default all (folders) or a skewed mix of 8 (gettext)")
     parser.add_argument("--max-bytes-per-lang", type=int, default=None,
                         help="stop adding a language's documents at this many bytes of text")
+    parser.add_argument("--lang-field", default=None, metavar="COLUMN",
+                        help="the input is one table of many languages: each row's language is in COLUMN")
     parser.add_argument("--text-field", default="text", help="JSONL/Parquet text field (default text)")
     parser.add_argument("--id-field", default="id", help="JSONL/Parquet document id field (default id)")
     parser.add_argument("--text-unit", choices=("paragraph", "line"), default="paragraph",
@@ -60,6 +63,11 @@ def run(args: argparse.Namespace) -> int:
     if args.from_gettext is not None:
         selected = int(langs) if langs and langs.isdigit() else (langs.split(",") if langs else None)
         corpus = gettext_corpus(args.from_gettext, selected, args.max_bytes_per_lang)
+    elif args.lang_field:
+        from climbstream.formats.table_input import LangFieldCorpus
+
+        corpus = LangFieldCorpus(args.input, args.lang_field, text_field=args.text_field,
+                                 id_field=args.id_field, langs=langs.split(",") if langs else None)
     else:
         corpus = FolderCorpus(args.input, text_field=args.text_field, text_unit=args.text_unit,
                               id_field=args.id_field, langs=langs.split(",") if langs else None)

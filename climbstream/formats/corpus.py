@@ -1,15 +1,17 @@
 """Raw corpora for `prepare`: a folder with one folder or file per language.
 
-    INPUT/fr.txt | INPUT/fr.jsonl | INPUT/fr.parquet      one file per language, or
-    INPUT/fr/**/*.txt|*.jsonl|*.parquet                   one folder per language
+    INPUT/fr.txt | INPUT/fr.jsonl | INPUT/fr.parquet | INPUT/fr.arrow   one file per language,
+    INPUT/fr/**/*.txt|*.jsonl|*.parquet|*.arrow                         one folder per language,
+    INPUT/fr/ written by datasets' save_to_disk                         or a saved dataset
 
 Text and JSONL may be compressed: .gz, .bz2, .xz, .zst (fr.jsonl.gz, fr/part-1.txt.zst).
 Any other file in the input is an error naming it (a language dropped silently would
 change every ratio); dotfiles are skipped with a warning.
 
 Plain text: one document per blank-line-separated paragraph (`text_unit="paragraph"`,
-the default) or per line (`text_unit="line"`). JSONL and Parquet: one document per
-row, text in `text_field` (default "text"). A document's id is its `id_field` value when
+the default) or per line (`text_unit="line"`). JSONL, Parquet and Arrow: one document
+per row, text in `text_field` (default "text"). One table holding every language, its
+rows tagged in a column, is `table_input.LangFieldCorpus` (`prepare --lang-field`). A document's id is its `id_field` value when
 the row has one, else `<file relative to the language>#<ordinal>`, so aligned parallel
 files (same names, same order) give a translation the same id in every language, which
 is what the held-out choice keys on. Languages and files are visited in sorted order, so
@@ -30,7 +32,7 @@ from climbstream.errors import ConfigError
 log = logging.getLogger(__name__)
 
 COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
-SUFFIXES = (".txt", ".jsonl", ".parquet") + tuple(f"{s}{c}" for s in (".txt", ".jsonl") for c in COMPRESSIONS)
+SUFFIXES = (".txt", ".jsonl", ".parquet", ".arrow") + tuple(f"{s}{c}" for s in (".txt", ".jsonl") for c in COMPRESSIONS)
 
 
 def input_kind(name: str) -> tuple[str, str] | None:
@@ -85,8 +87,8 @@ def _uncompressed(rel: str) -> str:
 
 
 def _refuse(path: str, what: str) -> None:
-    raise ConfigError(f"{path}: {what}; inputs are .txt, .jsonl (either may end in .gz, .bz2, .xz or .zst) "
-                      f"and .parquet. Move other files out of the input folder")
+    raise ConfigError(f"{path}: {what}; inputs are .txt, .jsonl (either may end in .gz, .bz2, .xz or .zst), "
+                      f".parquet, .arrow and datasets saved with save_to_disk. Move other files out of the input folder")
 TEXT_UNITS = ("paragraph", "line")
 
 
@@ -124,7 +126,11 @@ class FolderCorpus:
             if name.startswith("."):
                 log.warning("%s: skipping the hidden %s", full, "folder" if os.path.isdir(full) else "file")
                 continue
-            if os.path.isdir(full):
+            if os.path.isdir(full) and _saved_dataset(full):
+                from climbstream.formats.table_input import name_of, saved_dataset_files
+
+                self._files[name] = [(name_of(f, full), f) for f in saved_dataset_files(full)]
+            elif os.path.isdir(full):
                 files = []
                 for d, dirs, fs in os.walk(full):
                     dirs[:] = sorted(x for x in dirs if not x.startswith("."))
@@ -149,7 +155,7 @@ class FolderCorpus:
                                       f"file or folder); keep one")
                 self._files[lang] = [(_uncompressed(name), full)]
         if not self._files:
-            raise ConfigError(f"{path}: no language files or folders (*.txt, *.jsonl, *.parquet) found")
+            raise ConfigError(f"{path}: no language files or folders (*.txt, *.jsonl, *.parquet, *.arrow) found")
         if langs:
             missing = [lang for lang in langs if lang not in self._files]
             if missing:
@@ -175,7 +181,9 @@ class FolderCorpus:
             elif kind == "jsonl":
                 yield from self._jsonl(rel, full)
             else:
-                yield from self._parquet(rel, full)
+                from climbstream.formats.table_input import table_rows
+
+                yield from self._rows(rel, full, table_rows(full, self.text_field, self.id_field))
 
     def _text(self, rel: str, full: str) -> Iterator[Document]:
         with open_text(full) as f:
@@ -222,11 +230,8 @@ class FolderCorpus:
                             raise ConfigError(f"{full}: line {n + 1} is not JSON ({err})") from None
         yield from self._rows(rel, full, rows())
 
-    def _parquet(self, rel: str, full: str) -> Iterator[Document]:
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise ConfigError(f"{full}: reading Parquet needs pyarrow (pip install pyarrow), or "
-                              f"convert the file to JSONL") from None
-        table = pq.read_table(full)
-        yield from self._rows(rel, full, table.to_pylist())
+
+def _saved_dataset(folder: str) -> bool:
+    from climbstream.formats.table_input import is_saved_dataset
+
+    return is_saved_dataset(folder)

@@ -70,19 +70,15 @@ def test_prepare_cli_with_a_huggingface_tokenizer(corpus_dir, tmp_path):
     np.testing.assert_array_equal(sample[:len(first_doc)], first_doc)
 
 
-def test_parquet_input_without_pyarrow_is_a_clear_error(tmp_path, capsys):
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        import pytest
-
-        pytest.skip("pyarrow is installed")
+def test_parquet_input_without_pyarrow_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    for name in ("pyarrow", "pyarrow.parquet"):
+        monkeypatch.setitem(__import__("sys").modules, name, None)  # what an uninstalled package looks like
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "fr.parquet").write_bytes(b"PAR1")
     assert cli_main(["prepare", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--quiet"]) == 2
-    assert "fr.parquet: reading Parquet needs pyarrow" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "fr.parquet: reading Parquet and Arrow files needs pyarrow, which is not installed" in err
+    assert "pip install 'climbstream[parquet]'" in err
 
 
 def test_prepare_progress_counts_input_bytes_toward_a_total(corpus_dir, tmp_path, capsys):
