@@ -70,6 +70,7 @@ class StreamConfig:
     stop_position: int | None = None
     verify: str = "auto"
     columns: list | None = None
+    ranks_per_node: int | None = None
     where: str = "config"
 
     def __post_init__(self) -> None:
@@ -150,7 +151,7 @@ class StreamConfig:
             cache_limit_bytes=self.cache_limit, prefetch_depth=self.prefetch_depth, read_mode=self.read_mode,
             storage=storage, epoch_cap=self.epoch_cap, on_epoch_cap=self.on_epoch_cap,
             window_shards=self.window_shards, stop_position=self.stop_position, verify=self.verify,
-            columns=self.columns,
+            columns=self.columns, ranks_per_node=self.ranks_per_node,
         )
 
 

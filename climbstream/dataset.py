@@ -87,6 +87,9 @@ class ClimbStream(IterableDataset):
         columns: names of other MDS columns to add to each sample (e.g. `["id"]`; off by
             default): scalars and strings as Python values, arrays as numpy arrays, so
             torch's default collate batches them. Tar shards carry only their tokens.
+        ranks_per_node: ranks of this machine sharing `cache_dir` (with the DataLoader
+            workers, how many readers hold shards at once: the cache limit must hold
+            theirs). Default: torchrun's LOCAL_WORLD_SIZE where it is set, else 1.
     """
 
     def __init__(
@@ -109,6 +112,7 @@ class ClimbStream(IterableDataset):
         stop_position: int | None = None,
         verify: str = "auto",
         columns: Sequence[str] | None = None,
+        ranks_per_node: int | None = None,
     ):
         if on_epoch_cap not in ("error", "stop"):
             raise ConfigError(f"on_epoch_cap: expected 'error' or 'stop', got {on_epoch_cap!r}")
@@ -121,6 +125,7 @@ class ClimbStream(IterableDataset):
         self.corpus = CorpusView.load([sources] if isinstance(sources, str) else list(sources), storage)
         self.languages: list[str] = self.corpus.languages
         self.columns = _check_columns(columns, self.corpus)
+        self.ranks_per_node = _ranks_per_node(ranks_per_node)
         self.layout = Layout(int(global_batch), *data_parallel_rank_and_size(rank, world_size))
         if stop_position is not None and stop_position % self.layout.global_batch:
             raise ConfigError(f"stop_position {stop_position} is not a multiple of global_batch {global_batch}")
@@ -435,7 +440,7 @@ class ClimbStream(IterableDataset):
     def _readers_for(self, num_workers: int):
         """This process's readers (opened after fork, kept across iterators)."""
         if self._readers is None or self._reader_pid != os.getpid():
-            sharing = num_workers * int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+            sharing = max(1, num_workers) * self.ranks_per_node  # readers of this machine's cache
             self._readers = self.corpus.open_readers(**self._reader_options, readers_sharing_cache=sharing)
             self._reader_pid = os.getpid()
         return self._readers
@@ -524,3 +529,16 @@ def _check_columns(columns, corpus: CorpusView) -> tuple[str, ...]:
         raise ConfigError(f"columns: {tar[0]} is a tar corpus, whose manifest indexes only the token member; "
                           f"extra columns need MDS shards")
     return tuple(dict.fromkeys(columns))
+
+
+def _ranks_per_node(value: int | None) -> int:
+    """The explicit setting, else torchrun's LOCAL_WORLD_SIZE, else 1."""
+    if value is None:
+        env = os.environ.get("LOCAL_WORLD_SIZE")
+        if env is None:
+            return 1
+        if not env.isdigit() or int(env) < 1:
+            raise ConfigError(f"LOCAL_WORLD_SIZE={env!r} in the environment is not a positive integer; "
+                              f"fix it or pass ranks_per_node")
+        return int(env)
+    return check_int("ranks_per_node", value, 1, 1 << 16)

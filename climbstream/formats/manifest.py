@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from climbstream.errors import ManifestError
-from climbstream.storage.remote import is_remote, join_url, local_path
+from climbstream.storage.urls import is_remote, join_url, local_path
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ def _read_manifest(file_url: str, storage: Any) -> dict:
         except OSError as err:
             raise ManifestError(f"{file_url}: cannot read the manifest ({err})") from None
     from climbstream.errors import StorageError
-    from climbstream.storage.remote import open_store
+    from climbstream.storage.registry import open_store
     from climbstream.storage.retry import SuspectBytes
 
     store = open_store(file_url, storage)

@@ -55,7 +55,8 @@ def assign_parts(sizes: dict[str, int], count: int) -> list[list[str]]:
 def merge_parts(root: str, storage: Any = None, overwrite: bool = False) -> Manifest:
     """Join the part manifests under `root` (folder or URL) into its corpus manifest."""
     from climbstream.formats.manifest import _read_manifest
-    from climbstream.storage.remote import is_remote, join_url, open_store
+    from climbstream.storage.registry import open_store
+    from climbstream.storage.urls import is_remote, join_url
 
     root = root.rstrip("/") or "/"
     if not is_remote(root):

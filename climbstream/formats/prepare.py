@@ -30,7 +30,7 @@ import numpy as np
 from climbstream.errors import ConfigError
 from climbstream.formats.corpus import Corpus
 from climbstream.formats.manifest import MANIFEST_NAME, MANIFEST_VERSION, Manifest, to_json
-from climbstream.storage.remote import is_remote
+from climbstream.storage.urls import is_remote
 from climbstream.formats.packing import Packer, is_heldout
 from climbstream.formats.parts import PART_KEY, assign_parts, parse_part, part_manifest_name
 from climbstream.formats.tokenizer import ByteTokenizer
@@ -281,7 +281,8 @@ def _clear_local(root: str, languages: list[str], overwrite: bool, manifest_name
 
 
 def _upload(staging: str, out: str, storage: Any, data: dict, overwrite: bool, manifest_name: str) -> None:
-    from climbstream.storage.remote import join_url, open_store
+    from climbstream.storage.registry import open_store
+    from climbstream.storage.urls import join_url
 
     store = open_store(out, storage)
     manifest_url = join_url(out, manifest_name)

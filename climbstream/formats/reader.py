@@ -18,6 +18,11 @@ per machine into the cache (storage/unpack.py), so they need a cache_dir.
 A reader holds no boto3 client, file descriptor or thread until its first read, and drops
 them when pickled or forked, so it can be created before DataLoader workers start and is
 safe inside each of them.
+
+The parts: read_modes.py chooses the mode (a pure function of manifest and settings),
+byte_sources.py gets bytes (in place, a held cached shard, ranges), mds_samples.py and
+tar_samples.py cut a sample out of them. This file holds the per-process lifecycle, local
+files (opened, size-checked, hashed once), the cache and prefetcher, and the metrics.
 """
 
 from __future__ import annotations
@@ -25,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import mmap
 import os
 import time
 from collections import OrderedDict
@@ -35,16 +39,17 @@ from typing import Any
 import numpy as np
 
 from climbstream.errors import ConfigError, ManifestError
+from climbstream.formats.byte_sources import ByteSource, FileSource, HeldSource, RangeSource
 from climbstream.formats.manifest import Manifest, ShardInfo, inside_root
-from climbstream.storage.remote import is_remote, local_path
-from climbstream.formats.mds import MdsHeader, ShardFormatError, decode_column, header_prefix_bytes, parse_header
-from climbstream.formats.wds import token_offset
-from climbstream.storage.unpack import Unpack
+from climbstream.formats.mds import ShardFormatError
+from climbstream.formats.mds_samples import MdsSamples
+from climbstream.formats.read_modes import READ_MODES, VERIFY_MODES, choose_read_mode, largest_stored_bytes, unpack_of
+from climbstream.formats.tar_samples import TarSamples
+from climbstream.storage.urls import is_remote, local_path
 
 log = logging.getLogger(__name__)
 
-READ_MODES = ("auto", "range", "shard")
-VERIFY_MODES = ("auto", "size", "sha256")
+__all__ = ["READ_MODES", "VERIFY_MODES", "SampleReader", "open_reader", "check_sha256"]  # modes re-exported
 _MAX_OPEN_FILES = 128
 
 
@@ -72,10 +77,6 @@ class SampleReader:
 
     def __init__(self, manifest: Manifest, cache_dir: str | None, cache_limit_bytes: int | None,
                  prefetch_depth: int, storage: Any, read_mode: str, verify: str, readers_sharing_cache: int = 1):
-        if read_mode not in READ_MODES:
-            raise ConfigError(f"read_mode must be one of {list(READ_MODES)}, got {read_mode!r}")
-        if verify not in VERIFY_MODES:
-            raise ConfigError(f"verify must be one of {list(VERIFY_MODES)}, got {verify!r}")
         if prefetch_depth < 0:
             raise ConfigError(f"prefetch_depth must be >= 0, got {prefetch_depth}")
         self.manifest = manifest
@@ -86,16 +87,11 @@ class SampleReader:
         self.storage = storage
         self.requested_mode = read_mode
         self.local = not is_remote(manifest.root)
-        if _compressed(manifest):
-            self.mode = _compressed_mode(manifest, read_mode, cache_dir)
-        elif self.local:
-            self.mode = "local"
-        else:
-            self.mode = _pick_remote_mode(manifest, read_mode, cache_dir, cache_limit_bytes, self._shards_in_use())
-        if self.mode == "range" and verify != "size":
-            _unverified_ranges(manifest, verify, read_mode)
+        self.mode = choose_read_mode(manifest, read_mode, verify, cache_dir, cache_limit_bytes, self._shards_in_use())
         self.verify = "sha256" if verify == "auto" else verify
         self.tokens_field = manifest.data.get("tokens_field", "tokens")
+        self.samples = (MdsSamples(self.tokens_field) if manifest.format == "mds"
+                        else TarSamples(manifest.seq_len))
         self._reset()
 
     # -- lifecycle: nothing opened before the first read, nothing carried across fork ------
@@ -103,10 +99,10 @@ class SampleReader:
         self._pid = os.getpid()
         self._files: OrderedDict[str, int] = OrderedDict()
         self._verified: set[str] = set()
-        self._headers: dict[str, MdsHeader] = {}
+        self.samples.forget()
         self._store = None
         self._prefetcher = None
-        self._held: dict[str, _Source] | None = None  # url -> the cached shard's bytes, inside holding()
+        self._held: dict[str, ByteSource] | None = None  # url -> the cached shard's bytes, inside holding()
         self._held_stack = contextlib.ExitStack()  # releases them when the block ends
         self._wait_s = 0.0
         self._range_bytes = 0
@@ -154,12 +150,12 @@ class SampleReader:
             raise ManifestError(f"{info.where}: sample {index} out of range (shard has {info.samples})")
         start = time.perf_counter()
         if self.mode == "shard" and self._held is not None:
-            tokens, extra = self._read_sample(info, index, self._held_source(info), columns)
+            tokens, extra = self.samples.read(info, index, self._held_source(info), columns)
         elif self.mode == "shard":
-            with self._get_prefetcher().get(info.url, info.bytes, info.sha256, _unpack(info)) as path:
-                tokens, extra = self._read_sample(info, index, _FileSource(path, info), columns)
+            with self._get_prefetcher().get(info.url, info.bytes, info.sha256, unpack_of(info)) as path:
+                tokens, extra = self.samples.read(info, index, FileSource(path, info), columns)
         else:
-            tokens, extra = self._read_sample(info, index, self._source(info), columns)
+            tokens, extra = self.samples.read(info, index, self._source(info), columns)
         self._wait_s += time.perf_counter() - start
         self._reads += 1
         if tokens.shape != (self.manifest.seq_len,):
@@ -198,7 +194,7 @@ class SampleReader:
         wanted = []
         for lang, split, shard in upcoming:
             info = self._shard(lang, split, shard)
-            wanted.append((info.url, info.bytes, info.sha256, _unpack(info)))
+            wanted.append((info.url, info.bytes, info.sha256, unpack_of(info)))
         self._get_prefetcher().want(wanted, replace=True)
 
     def metrics(self) -> dict:
@@ -225,58 +221,30 @@ class SampleReader:
                                 f"{len(shards)} shards, no shard {shard}")
         return shards[shard]
 
-    def _read_sample(self, info: ShardInfo, index: int, source: "_Source",
-                     columns: tuple[str, ...] = ()) -> tuple[np.ndarray, dict]:
-        if self.manifest.format == "mds":
-            header = self._headers.get(info.url)
-            if header is None:
-                header = self._headers[info.url] = self._read_mds_header(info, source)
-            start, end = header.sample_range(index)
-            sample, where = source.read(start, end), f"{info.where} sample {index}"
-            extra = {name: column_value(decode_column(sample, header, name, where)) for name in columns}
-            return decode_column(sample, header, self.tokens_field, where).reshape(-1), extra
-        if columns:
-            raise ConfigError(f"{info.where}: columns {list(columns)} asked for, but tar shards are indexed "
-                              f"by their token member only; extra columns need MDS shards")
-        offsets = info.extra.get("token_offsets")
-        dtype = np.dtype(info.extra.get("tokens_dtype", "<u2"))
-        if offsets is None:
-            raise ManifestError(f"{info.where}: tar shard lists no token_offsets; rebuild the "
-                                f"manifest with 'climbstream manifest --format wds'")
-        start = token_offset(offsets, index, info.where)
-        data = source.read(start, start + self.manifest.seq_len * dtype.itemsize)
-        return np.frombuffer(data, dtype), {}
-
-    def _read_mds_header(self, info: ShardInfo, source: "_Source") -> MdsHeader:
-        stored = _stored_bytes(info)
-        size = info.extra.get("header_bytes") or header_prefix_bytes(info.samples) + 4096
-        head = source.read(0, min(size, stored))
-        first = int(np.frombuffer(head[4:8], np.uint32)[0]) if len(head) >= 8 else 0
-        if len(head) < first <= stored:
-            head = source.read(0, first)
-        return parse_header(head, info.where, info.samples, stored)
-
-    def _held_source(self, info: ShardInfo) -> "_Source":
+    def _held_source(self, info: ShardInfo) -> ByteSource:
         source = self._held.get(info.url)
         if source is None:
             path = self._held_stack.enter_context(
-                self._get_prefetcher().get(info.url, info.bytes, info.sha256, _unpack(info)))
-            source = self._held[info.url] = _HeldSource.open(path, info, self._held_stack)
+                self._get_prefetcher().get(info.url, info.bytes, info.sha256, unpack_of(info)))
+            source = self._held[info.url] = HeldSource.open(path, info, self._held_stack)
         return source
 
     def _release_held(self) -> None:
         self._held = None
         self._held_stack.close()  # closes the files, then releases the shards, newest first
 
-    def _source(self, info: ShardInfo) -> "_Source":
+    def _source(self, info: ShardInfo) -> ByteSource:
         if self.local:
             fd = self._files.get(info.url)
             if fd is None:
                 fd = self._open_local(info)
             else:
                 self._files.move_to_end(info.url)
-            return _FileSource(local_path(info.url), info, fd)
-        return _RangeSource(self._get_store(), info, self)
+            return FileSource(local_path(info.url), info, fd)
+        return RangeSource(self._get_store(), info, self._count_range_bytes)
+
+    def _count_range_bytes(self, n: int) -> None:
+        self._range_bytes += n
 
     def _open_local(self, info: ShardInfo) -> int:
         path = inside_root(local_path(info.url), self.manifest.root, info.where)
@@ -307,7 +275,7 @@ class SampleReader:
 
     def _get_store(self):
         if self._store is None:
-            from climbstream.storage.remote import open_store
+            from climbstream.storage.registry import open_store
 
             self._store = open_store(self.manifest.root, self.storage)
         return self._store
@@ -327,18 +295,10 @@ class SampleReader:
             from climbstream.storage.prefetch import Prefetcher
 
             cache = ShardCache(self.cache_dir, limit_bytes=self.cache_limit_bytes)
-            cache.check_capacity(_largest_shard_bytes(self.manifest), self._shards_in_use())
+            cache.check_capacity(largest_stored_bytes(self.manifest), self._shards_in_use())
             window = len(self.manifest.languages) * self.prefetch_depth  # every batch reads all K languages
             self._prefetcher = Prefetcher(cache, self._get_store(), depth=window, threads=min(8, max(1, window)))
         return self._prefetcher
-
-
-def column_value(value: np.ndarray):
-    """A decoded MDS column as a sample field: scalars and strings as Python values, arrays
-    as their own copy (the decoded array is a view on a buffer that is reused)."""
-    if value.ndim == 0:
-        return value.item()
-    return np.array(value)
 
 
 def check_sha256(fd: int, info: ShardInfo) -> None:
@@ -357,148 +317,3 @@ def check_sha256(fd: int, info: ShardInfo) -> None:
             f"the shard changed after the manifest was written; restore it or rerun "
             f"'climbstream manifest'"
         )
-
-
-class _Source:
-    info: ShardInfo
-
-    def read(self, start: int, end: int) -> bytes:
-        raise NotImplementedError
-
-    def _whole(self, start: int, end: int, data: bytes) -> bytes:
-        """`data`, or a ShardFormatError when the shard ended before `end`."""
-        if len(data) != end - start:
-            raise ShardFormatError(f"{self.info.where}: shard is truncated (wanted bytes "
-                                   f"{start}..{end}); restore it or rebuild the manifest")
-        return data
-
-
-class _HeldSource(_Source):
-    """A cached shard held for a batch, read into memory or mapped: a sample read is a copy, no syscall.
-
-    Why not pread per sample: each syscall gives up the GIL, and with the prefetch
-    threads busy (HTTP, cache bookkeeping) the reading thread waited up to a switch
-    interval to get it back, once per sample: pread and open were a fifth of a worker's
-    time over S3. Shards up to WHOLE_READ_BYTES are read whole (one syscall); larger
-    ones are mapped (mapping and unmapping a small shard for one sample cost more than
-    reading it). Cached shards are replaced atomically and unlinked, never truncated in
-    place, so a mapping stays valid while it is held.
-    """
-
-    WHOLE_READ_BYTES = 1 << 20
-
-    def __init__(self, view, info: ShardInfo):
-        self.view, self.info = view, info
-
-    @classmethod
-    def open(cls, path: str, info: ShardInfo, stack: contextlib.ExitStack) -> "_HeldSource":
-        with open(path, "rb", buffering=0) as f:
-            size = os.fstat(f.fileno()).st_size
-            if size <= cls.WHOLE_READ_BYTES:
-                return cls(f.read(), info)
-            view = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        stack.callback(view.close)
-        return cls(view, info)
-
-    def read(self, start: int, end: int) -> bytes:
-        return self._whole(start, end, self.view[start:end])
-
-
-class _FileSource(_Source):
-    """A local file read in place; opens `path` per call when no descriptor is given."""
-
-    def __init__(self, path: str, info: ShardInfo, fd: int | None = None):
-        self.path, self.info, self.fd = path, info, fd
-
-    def read(self, start: int, end: int) -> bytes:
-        if self.fd is None:
-            with open(self.path, "rb", buffering=0) as f:
-                data = os.pread(f.fileno(), end - start, start)
-        else:
-            data = os.pread(self.fd, end - start, start)
-        return self._whole(start, end, data)
-
-
-class _RangeSource(_Source):
-    def __init__(self, store, info: ShardInfo, reader: SampleReader):
-        self.store, self.info, self.reader = store, info, reader
-
-    def read(self, start: int, end: int) -> bytes:
-        data = self.store.read_bytes(self.info.url, start, end)
-        self.reader._range_bytes += len(data)
-        if len(data) != end - start:
-            raise ShardFormatError(f"{self.info.where}: shard is truncated (wanted bytes "
-                                   f"{start}..{end}, got {len(data)}); rewrite it")
-        return data
-
-
-_WARNED_RANGES: set[str] = set()
-
-
-def _unverified_ranges(manifest: Manifest, verify: str, read_mode: str) -> None:
-    """Refuse (verify="sha256") or warn once per corpus (verify="auto") about unhashed range reads."""
-    why = "read_mode='range'" if read_mode == "range" else "read_mode 'auto' chose byte ranges (no cache_dir, " \
-                                                           "or a cache_limit below what the shards in use need)"
-    if verify == "sha256":
-        raise ConfigError(f"{manifest.where}: verify='sha256' cannot check byte-range reads ({why}); give a cache_dir "
-                          f"with room for whole shards (read_mode='shard', hashed on download), or verify='auto'")
-    if manifest.root not in _WARNED_RANGES:
-        _WARNED_RANGES.add(manifest.root)
-        log.warning("%s: %s; byte-range reads are not hashed (only whole shards can be). For verified reads "
-                    "give a cache_dir with room for whole shards; verify='size' silences this", manifest.where, why)
-
-
-def _pick_remote_mode(manifest: Manifest, read_mode: str, cache_dir: str | None,
-                      cache_limit_bytes: int | None, shards_in_use: int) -> str:
-    if read_mode == "shard" and cache_dir is None:
-        raise ConfigError("read_mode='shard' needs a cache_dir for whole-shard downloads; "
-                          "pass cache_dir or use read_mode='range'")
-    if read_mode != "auto":
-        return read_mode
-    if cache_dir is None:
-        return "range"
-    largest = _largest_shard_bytes(manifest)
-    needed = shards_in_use * largest
-    if cache_limit_bytes is not None and needed > cache_limit_bytes:
-        log.info("read_mode auto: %d shards in use of up to %d bytes exceed the cache limit %d; "
-                 "reading byte ranges", shards_in_use, largest, cache_limit_bytes)
-        return "range"
-    return "shard"
-
-
-def _largest_shard_bytes(manifest: Manifest) -> int:
-    """The largest shard as the cache holds it (compressed shards decompressed)."""
-    return max((_stored_bytes(s) for lang in manifest.languages for split in ("train", "heldout")
-                for s in manifest.shards(lang, split)), default=0)
-
-
-def _all_shards(manifest: Manifest) -> Iterator[ShardInfo]:
-    for lang in manifest.languages:
-        for split in ("train", "heldout"):
-            yield from manifest.shards(lang, split)
-
-
-def _compressed(manifest: Manifest) -> list[str]:
-    """The compression algorithms the manifest's shards use (none for most corpora)."""
-    return sorted({s.extra["compression"] for s in _all_shards(manifest) if s.extra.get("compression")})
-
-
-def _unpack(info: ShardInfo) -> Unpack | None:
-    algorithm = info.extra.get("compression")
-    return Unpack(algorithm, int(info.extra["raw_bytes"])) if algorithm else None
-
-
-def _stored_bytes(info: ShardInfo) -> int:
-    return int(info.extra["raw_bytes"]) if info.extra.get("compression") else info.bytes
-
-
-def _compressed_mode(manifest: Manifest, read_mode: str, cache_dir: str | None) -> str:
-    """Compressed shards are read from the cache only (storage/unpack.py), local ones too."""
-    algorithms = ", ".join(_compressed(manifest))
-    if read_mode == "range":
-        raise ConfigError(f"{manifest.where}: shards are compressed ({algorithms}); byte ranges of a compressed "
-                          f"shard are not samples. Use read_mode 'shard' or 'auto' with a cache_dir")
-    if cache_dir is None:
-        raise ConfigError(f"{manifest.where}: shards are compressed ({algorithms}) and are decompressed once per "
-                          f"machine into the shard cache; give a cache_dir (cache_dir: in YAML)")
-    return "shard"

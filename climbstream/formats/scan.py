@@ -22,7 +22,7 @@ import numpy as np
 
 from climbstream.errors import ConfigError, ManifestError
 from climbstream.formats.manifest import MANIFEST_NAME, MANIFEST_VERSION, Manifest, inside_root, to_json
-from climbstream.storage.remote import is_remote, local_path
+from climbstream.storage.urls import is_remote, local_path
 from climbstream.formats.mds import ShardFormatError, decode_column, parse_header
 from climbstream.formats.wds import encode_offsets, scan_tar
 
@@ -162,7 +162,7 @@ def build_manifest(root: str, fmt: str, lang_map: dict[str, str] | None = None, 
     root = root.rstrip("/") if remote else os.path.abspath(local_path(root))
     store = None
     if remote:
-        from climbstream.storage.remote import open_store
+        from climbstream.storage.registry import open_store
 
         store = open_store(root, storage)
         files = sorted(url[len(root) + 1:] for url in store.list(root))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 
 import numpy as np
 
@@ -76,8 +77,27 @@ class MdsSplitWriter(SplitWriter):
     def finish(self) -> list[dict]:
         if self._writer is None:
             return []
+        if self._writer.new_samples:  # what finish() would do first, done before the drain
+            self._writer.flush_shard()
+            self._writer._reset_cache()
+        _drain_uploads(self._writer)
         self._writer.finish()
         return mds_shard_entries(self.folder, self.rel, self.seq_len)
+
+
+def _drain_uploads(writer, timeout_s: float = 600.0) -> None:
+    """Wait, a millisecond at a time, for MDSWriter's upload queue to empty.
+
+    MDSWriter hands every finished shard to a thread pool (a no-op upload when writing
+    locally), and `finish()` sleeps a whole second whenever that queue is not empty yet,
+    which it never is right after the last shard is flushed.
+    The pool's thread is often still waiting for the GIL then: one process preparing 16
+    languages (32 writers) lost up to 11 s of 15 to those sleeps.
+    """
+    queue = getattr(getattr(writer, "executor", None), "_work_queue", None)
+    deadline = time.monotonic() + timeout_s
+    while queue is not None and queue.qsize() > 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
 
 
 def mds_shard_entries(folder: str, rel: str, seq_len: int) -> list[dict]:

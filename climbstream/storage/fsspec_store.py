@@ -13,7 +13,8 @@ from collections.abc import Iterator
 import fsspec
 
 from climbstream.storage.options import StorageOptions
-from climbstream.storage.remote import CHUNK_BYTES, ObjectStore, check_length, check_range, join_url
+from climbstream.storage.store import CHUNK_BYTES, ObjectStore, check_length, check_range
+from climbstream.storage.urls import join_url
 from climbstream.storage.retry import ObjectNotFoundError
 
 

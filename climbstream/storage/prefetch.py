@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from climbstream.errors import ConfigError, StorageError
 from climbstream.storage.cache import CachedShard, ShardCache
 from climbstream.storage.metrics import StorageMetrics
-from climbstream.storage.remote import ObjectStore
+from climbstream.storage.store import ObjectStore
 from climbstream.storage.unpack import Unpack
 
 log = logging.getLogger(__name__)

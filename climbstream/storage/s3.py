@@ -25,7 +25,8 @@ from typing import Any
 
 from climbstream.errors import ConfigError, StorageError
 from climbstream.storage.options import StorageOptions
-from climbstream.storage.remote import ObjectStore, check_length, check_range, join_url
+from climbstream.storage.store import ObjectStore, check_length, check_range
+from climbstream.storage.urls import join_url
 from climbstream.storage.retry import AccessDeniedError, ObjectNotFoundError
 from climbstream.storage.s3_direct import (
     DirectGetter, UseBoto3, boto3_credentials, boto3_ssl_context, endpoint_from_presigned, proxy_applies,

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 
 from climbstream.errors import ConfigError
-from climbstream.storage.remote import TEMP_MARKER
+from climbstream.storage.store import TEMP_MARKER
 from climbstream.storage.retry import IntegrityError
 
 

@@ -80,7 +80,7 @@ def test_compressed_shards_need_a_cache_and_refuse_range_reads(tmp_path):
 
 
 def test_compressed_corpus_on_s3_streams_the_same_batches_as_uncompressed(tmp_path, s3_bucket):
-    from climbstream.storage.remote import open_store
+    from climbstream.storage.registry import open_store
 
     plain, packed = str(tmp_path / "plain"), str(tmp_path / "packed")
     _write(plain, None)

@@ -104,11 +104,11 @@ def test_holding_acquires_each_cached_shard_once_and_releases_all_at_the_end(
         s3_bucket, folder_corpus, tmp_path, monkeypatch, whole_read_bytes):
     import fcntl
 
-    from climbstream.formats.reader import _HeldSource
+    from climbstream.formats.byte_sources import HeldSource
     from climbstream.storage.cache import ShardCache
 
     if whole_read_bytes is not None:  # map every shard, as the large ones are
-        monkeypatch.setattr(_HeldSource, "WHOLE_READ_BYTES", whole_read_bytes)
+        monkeypatch.setattr(HeldSource, "WHOLE_READ_BYTES", whole_read_bytes)
 
     options = s3_bucket.options()
     manifest = prepare(folder_corpus, f"{s3_bucket.url}/h", fmt="mds", seq_len=SEQ_LEN,

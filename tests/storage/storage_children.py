@@ -10,7 +10,7 @@ import time
 
 from climbstream.storage.cache import ShardCache
 from climbstream.storage.options import StorageOptions
-from climbstream.storage.remote import open_store
+from climbstream.storage.registry import open_store
 
 
 def acquire_once(root, limit, url, size, options, barrier, results):

@@ -13,7 +13,7 @@ import pytest
 import storage_children
 
 from climbstream.storage.options import StorageOptions
-from climbstream.storage.remote import open_store
+from climbstream.storage.registry import open_store
 from climbstream.storage.retry import AccessDeniedError
 from climbstream.storage.s3_direct import Credentials, DirectGetter, endpoint_from_presigned, sigv4_headers
 

@@ -12,7 +12,7 @@ import storage_children
 
 from climbstream.errors import ConfigError
 from climbstream.storage.cache import ShardCache
-from climbstream.storage.remote import open_store
+from climbstream.storage.registry import open_store
 from climbstream.storage.retry import IntegrityError, ObjectNotFoundError
 
 SHARD_BYTES = 10_000

@@ -10,7 +10,7 @@ from climbstream.errors import ConfigError, StorageError
 from climbstream.storage.cache import ShardCache
 from climbstream.storage.metrics import merge
 from climbstream.storage.prefetch import Prefetcher
-from climbstream.storage.remote import open_store
+from climbstream.storage.registry import open_store
 from climbstream.storage.retry import IntegrityError, ObjectNotFoundError
 
 N_SHARDS = 6

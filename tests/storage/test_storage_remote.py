@@ -11,7 +11,9 @@ import pytest
 import storage_children
 
 from climbstream.errors import ConfigError, StorageError
-from climbstream.storage.remote import LocalStore, join_url, open_store, parent_url
+from climbstream.storage.local_store import LocalStore
+from climbstream.storage.registry import open_store
+from climbstream.storage.urls import join_url, parent_url
 from climbstream.storage.retry import (
     AccessDeniedError,
     IntegrityError,

@@ -1,8 +1,7 @@
-"""One interface to bytes wherever they live: local paths, s3:// and other fsspec URLs.
+"""The interface every storage backend implements: ObjectStore, and what backends share.
 
-`open_store(url, options)` picks the backend by the URL's scheme; a store serves every URL
-of its scheme (any bucket, any directory). Every method takes full URLs, so manifests can
-hold relative paths joined with `join_url`. Promises shared by all backends:
+A store serves every URL of its scheme (any bucket, any directory), and every method
+takes full URLs. Promises shared by all backends:
 
 - `read_bytes(url, start, end)` returns exactly bytes [start, end) or raises;
 - `download` writes atomically (a temp file in the destination directory, renamed into
@@ -10,6 +9,9 @@ hold relative paths joined with `join_url`. Promises shared by all backends:
   leaves a partial file under the final name;
 - missing objects raise ObjectNotFoundError and refused ones AccessDeniedError (both
   StorageError naming the URL) at once, transient failures are retried with backoff.
+
+Backends: local_store.py (paths, file://), s3.py (boto3 plus s3_direct.py's GETs),
+fsspec_store.py (other schemes); registry.py picks one by scheme.
 """
 
 from __future__ import annotations
@@ -19,12 +21,10 @@ import hashlib
 import logging
 import os
 import secrets
-import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from urllib.parse import unquote, urlsplit
 
-from climbstream.errors import ConfigError, StorageError
+from climbstream.errors import StorageError
 from climbstream.storage.options import StorageOptions
 from climbstream.storage.retry import (
     AccessDeniedError,
@@ -37,49 +37,6 @@ from climbstream.storage.retry import (
 log = logging.getLogger(__name__)
 CHUNK_BYTES = 1 << 20
 TEMP_MARKER = ".tmp-"  # download temp files are named f"{dest}{TEMP_MARKER}{pid}-{random}"
-
-
-def url_scheme(url: str) -> str:
-    """'s3', 'gs', ... or 'file' for plain paths and file:// URLs."""
-    if "://" not in url:
-        return "file"
-    return url.split("://", 1)[0].lower() or "file"
-
-
-def is_remote(url: str) -> bool:
-    """True for URLs with a scheme other than file:// (s3://, gs://, ...)."""
-    return url_scheme(url) != "file"
-
-
-def local_path(url: str) -> str:
-    """The filesystem path of a plain path or a file:// URL (StorageError for anything else)."""
-    if url.startswith("file://"):
-        parts = urlsplit(url)
-        if parts.netloc not in ("", "localhost"):
-            raise StorageError(f"{url}: file:// URLs must name a local path (file:///abs/path)")
-        return unquote(parts.path)
-    if "://" in url:
-        raise StorageError(f"{url}: not a local path or file:// URL")
-    return url
-
-
-def join_url(root: str, relative: str) -> str:
-    """`relative` resolved against the directory URL `root`; absolute paths and URLs win."""
-    if "://" in relative or relative.startswith("/") or not root:
-        return relative
-    while relative.startswith("./"):
-        relative = relative[2:]
-    return root + ("" if root.endswith("/") else "/") + relative
-
-
-def parent_url(url: str) -> str:
-    """The directory URL holding `url` ('s3://b/a/m.json' -> 's3://b/a'); a bucket is its own parent."""
-    stripped = url.rstrip("/")
-    if "://" in stripped:
-        scheme, rest = stripped.split("://", 1)
-        head, sep, _ = rest.rpartition("/")
-        return f"{scheme}://{head or '/'}" if sep else f"{scheme}://{rest}"
-    return os.path.dirname(stripped) or "."
 
 
 def check_range(url: str, start: int | None, end: int | None) -> tuple[int, int | None]:
@@ -100,7 +57,6 @@ def check_length(url: str, start: int, end: int | None, data: bytes) -> bytes:
     return data
 
 
-
 def temp_path_for(dest: str) -> str:
     """A unique temporary name beside `dest` (same filesystem, so the rename is atomic)."""
     return f"{dest}{TEMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}"
@@ -115,6 +71,7 @@ def removed_on_failure(path: str):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         raise
+
 
 class ObjectStore(ABC):
     """Bytes behind URLs of one scheme. Safe to share between threads of one process."""
@@ -235,91 +192,3 @@ class ObjectStore(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(endpoint={self.options.endpoint_url!r})"
-
-
-class LocalStore(ObjectStore):
-    """Plain paths and file:// URLs. Reads happen in place; writes are atomic renames."""
-
-    is_local = True
-
-    def local_path(self, url: str) -> str:
-        return local_path(url)
-
-    def read_bytes(self, url: str, start: int | None = None, end: int | None = None) -> bytes:
-        start, end = check_range(url, start, end)
-
-        def read() -> bytes:
-            with open(self.local_path(url), "rb") as f:
-                f.seek(start)
-                return f.read() if end is None else f.read(end - start)
-
-        return check_length(url, start, end, self._call("read", url, read))
-
-    def size(self, url: str) -> int:
-        return self._call("size", url, lambda: os.path.getsize(self.local_path(url)))
-
-    def _iter_chunks(self, url: str) -> Iterator[bytes]:
-        with open(self.local_path(url), "rb") as f:
-            while chunk := f.read(CHUNK_BYTES):
-                yield chunk
-
-    def _write_atomically(self, url: str, write) -> None:
-        dest = self.local_path(url)
-        os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
-        tmp = temp_path_for(dest)
-        with removed_on_failure(tmp):
-            write(tmp)
-            os.replace(tmp, dest)
-
-    def put_bytes(self, data: bytes, url: str) -> None:
-        def write(tmp: str) -> None:
-            with open(tmp, "wb") as f:
-                f.write(data)
-
-        self._call("put", url, lambda: self._write_atomically(url, write))
-
-    def put_file(self, local_path: str | os.PathLike, url: str) -> None:
-        self._call("put", url, lambda: self._write_atomically(url, lambda tmp: shutil.copyfile(local_path, tmp)))
-
-    def list(self, prefix_url: str) -> list[str]:
-        root = self.local_path(prefix_url)
-        if not os.path.isdir(root):
-            raise ObjectNotFoundError(f"list {prefix_url}: no such directory; check the path")
-        found = []
-        for dirpath, _, filenames in os.walk(root):
-            for name in filenames:
-                if TEMP_MARKER not in name:
-                    rel = os.path.relpath(os.path.join(dirpath, name), root).replace(os.sep, "/")
-                    found.append(join_url(prefix_url, rel))
-        return sorted(found)
-
-    def exists(self, url: str) -> bool:
-        return os.path.isfile(self.local_path(url))
-
-
-def open_store(url: str, options: StorageOptions | None = None) -> ObjectStore:
-    """The store for `url`'s scheme: local paths and file://, s3:// (boto3), else fsspec.
-
-    Creating a store is cheap and does no I/O; remote clients are created on first use in
-    each process, so a store may be built before DataLoader workers fork.
-    """
-    scheme = url_scheme(url)
-    if scheme == "file":
-        return LocalStore(options)
-    if scheme in ("s3", "s3a"):
-        from climbstream.storage.s3 import S3Store
-
-        return S3Store(options)
-    try:
-        from climbstream.storage.fsspec_store import FsspecStore
-    except ImportError as exc:
-        raise ConfigError(f"{url}: scheme {scheme}:// needs fsspec (pip install fsspec and its "
-                          f"{scheme} backend); supported without it: local paths, file://, s3://") from exc
-    import fsspec
-
-    try:
-        fsspec.get_filesystem_class(scheme)
-    except (ValueError, ImportError) as exc:
-        raise ConfigError(f"{url}: no storage backend for {scheme}:// ({exc}); supported: local paths, "
-                          f"file://, s3://, and fsspec protocols whose package is installed") from exc
-    return FsspecStore(scheme, options)
