@@ -40,6 +40,7 @@ from climbstream.errors import ConfigError, ScheduleError, StateError
 from climbstream.loader_state import stream_state_of
 from climbstream.partition import Layout, data_parallel_rank_and_size
 from climbstream.plan import Plan, plan_range
+from climbstream.process_local import PerProcess
 from climbstream.state import StreamState, stages_from_state
 from climbstream.stream_iterator import StreamIterator
 from climbstream.weight_spec import resolve_ratios
@@ -146,8 +147,8 @@ class ClimbStream(IterableDataset):
         self._followed = False  # set while ClimbDataLoader creates its workers
         self._orders_cache: tuple | None = None
         self._schedule_cache: tuple | None = None
-        self._readers = None
-        self._reader_pid = None
+        self._readers = PerProcess(self._open_readers)  # this process's readers, opened on first use
+        self._readers_sharing = 1
         self._iterator_pid = None  # the process whose first iterator used the dataset's own cursor
         self._loaded_here = None  # a state loaded inside a worker, for its next iterator
         self._live: StreamIterator | None = None
@@ -439,16 +440,17 @@ class ClimbStream(IterableDataset):
 
     def _readers_for(self, num_workers: int):
         """This process's readers (opened after fork, kept across iterators)."""
-        if self._readers is None or self._reader_pid != os.getpid():
-            sharing = max(1, num_workers) * self.ranks_per_node  # readers of this machine's cache
-            self._readers = self.corpus.open_readers(**self._reader_options, readers_sharing_cache=sharing)
-            self._reader_pid = os.getpid()
-        return self._readers
+        if self._readers.peek() is None:
+            self._readers_sharing = max(1, num_workers) * self.ranks_per_node  # readers of this machine's cache
+        return self._readers.get()
+
+    def _open_readers(self):
+        return self.corpus.open_readers(**self._reader_options, readers_sharing_cache=self._readers_sharing)
 
     def _close_readers(self) -> None:
-        if self._readers is not None and self._reader_pid == os.getpid():
-            self._readers.close()
-        self._readers = None
+        readers = self._readers.clear()  # None when they are a parent's, seen after a fork
+        if readers is not None:
+            readers.close()
 
     def _cap_samples(self) -> np.ndarray | None:
         if self.epoch_cap is None:
@@ -472,8 +474,7 @@ class ClimbStream(IterableDataset):
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_readers"] = None
-        state["_reader_pid"] = None
+        state["_readers"] = PerProcess(self._open_readers)
         state["_schedule_cache"] = None
         state["_orders_cache"] = None
         state["_live"] = None

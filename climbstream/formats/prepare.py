@@ -21,7 +21,6 @@ import logging
 import os
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
@@ -260,7 +259,7 @@ def _write_in_processes(corpus: Corpus, root: str, settings: _Settings, language
             bar.update(counter.value - bar.n)
             if pending:
                 bar.set_postfix_str(f"{len(pending)} languages to go", refresh=False)
-                time.sleep(0.2)
+                next(iter(pending.values())).wait(0.05)  # back as soon as it is done, or to update the bar
     return entries
 
 

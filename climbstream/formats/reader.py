@@ -45,6 +45,7 @@ from climbstream.formats.mds import ShardFormatError
 from climbstream.formats.mds_samples import MdsSamples
 from climbstream.formats.read_modes import READ_MODES, VERIFY_MODES, choose_read_mode, largest_stored_bytes, unpack_of
 from climbstream.formats.tar_samples import TarSamples
+from climbstream.process_local import PerProcess
 from climbstream.storage.urls import is_remote, local_path
 
 log = logging.getLogger(__name__)
@@ -92,11 +93,15 @@ class SampleReader:
         self.tokens_field = manifest.data.get("tokens_field", "tokens")
         self.samples = (MdsSamples(self.tokens_field) if manifest.format == "mds"
                         else TarSamples(manifest.seq_len))
-        self._reset()
+        self._start()
 
     # -- lifecycle: nothing opened before the first read, nothing carried across fork ------
-    def _reset(self) -> None:
-        self._pid = os.getpid()
+    def _start(self) -> None:
+        """Begin with nothing open in this process (and again in each process that uses it)."""
+        self._process = PerProcess(self._reset)
+        self._process.get()
+
+    def _reset(self) -> bool:
         self._files: OrderedDict[str, int] = OrderedDict()
         self._verified: set[str] = set()
         self.samples.forget()
@@ -107,6 +112,7 @@ class SampleReader:
         self._wait_s = 0.0
         self._range_bytes = 0
         self._reads = 0
+        return True
 
     def __getstate__(self) -> dict:
         state = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
@@ -114,15 +120,14 @@ class SampleReader:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._reset()
+        self._start()
 
     def _check_process(self) -> None:
-        if self._pid != os.getpid():  # forked: the parent's descriptors and clients are not ours
-            self._reset()
+        self._process.get()  # in a forked child: the parent's descriptors and clients are dropped
 
     def close(self) -> None:
         """Close files and stop the prefetcher; the reader reopens lazily if used again."""
-        if self._pid == os.getpid():
+        if self._process.clear() is not None:  # ours, not a parent's seen after a fork
             for fd in self._files.values():
                 os.close(fd)
             self._release_held()

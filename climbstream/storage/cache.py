@@ -52,6 +52,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from climbstream.errors import ConfigError
+from climbstream.process_local import PerProcess
 from climbstream.storage.store import TEMP_MARKER, ObjectStore
 from climbstream.storage.retry import IntegrityError, ObjectNotFoundError
 from climbstream.storage.unpack import Unpack
@@ -72,6 +73,14 @@ def _human(n: int) -> str:
             return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
         n /= 1024
     return str(n)
+
+
+class _Counters:
+    """One process's cache counters and the lock its threads update them under."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.values = dict(hits=0, misses=0, bytes_downloaded=0, evictions=0, evicted_bytes=0)
 
 
 @dataclass
@@ -112,9 +121,7 @@ class ShardCache:
         self.limit_bytes = limit_bytes
         for sub in ("data", "index", "locks"):
             os.makedirs(os.path.join(self.root, sub), exist_ok=True)
-        self._stats_pid = os.getpid()
-        self._stats_lock = threading.Lock()
-        self._stats = dict(hits=0, misses=0, bytes_downloaded=0, evictions=0, evicted_bytes=0)
+        self._stats = PerProcess(_Counters)  # this process's counters; a forked child starts at zero
         self._overflowed = False  # this process pushed the cache over its limit (all else in use)
         self._verified: dict[str, tuple] = {}  # key -> ((inode, size, mtime_ns), bytes, sha256) seen complete
 
@@ -204,9 +211,9 @@ class ShardCache:
 
     def stats(self) -> dict:
         """This process's counters: hits, misses, bytes_downloaded, evictions, evicted_bytes."""
-        self._check_fork()
-        with self._stats_lock:
-            return dict(self._stats)
+        counters = self._stats.get()
+        with counters.lock:
+            return dict(counters.values)
 
     # -- internals ---------------------------------------------------------------------
     def _data_path(self, key: str) -> str:
@@ -218,17 +225,11 @@ class ShardCache:
     def _marker_path(self, key: str) -> str:
         return os.path.join(self.root, "index", key + ".json")
 
-    def _check_fork(self) -> None:
-        if self._stats_pid != os.getpid():
-            self._stats_pid = os.getpid()
-            self._stats_lock = threading.Lock()
-            self._stats = dict.fromkeys(self._stats, 0)
-
     def _count(self, **deltas: int) -> None:
-        self._check_fork()
-        with self._stats_lock:
+        counters = self._stats.get()
+        with counters.lock:
             for name, delta in deltas.items():
-                self._stats[name] += delta
+                counters.values[name] += delta
 
     def _open_local(self, url: str, store: ObjectStore, size: int | None) -> CachedShard:
         path = store.local_path(url)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import fsspec
 
+from climbstream.process_local import PerProcess
 from climbstream.storage.options import StorageOptions
 from climbstream.storage.store import CHUNK_BYTES, ObjectStore, check_length, check_range
 from climbstream.storage.urls import join_url
@@ -24,15 +25,15 @@ class FsspecStore(ObjectStore):
     def __init__(self, protocol: str, options: StorageOptions | None = None) -> None:
         super().__init__(options)
         self.protocol = protocol
-        self._fs = None
-        self._fs_pid: int | None = None
+        self._fs = PerProcess(self._make_fs)
+
+    def _make_fs(self):
+        return fsspec.filesystem(self.protocol, **self.options.extra)
 
     @property
     def fs(self):
-        if self._fs is None or self._fs_pid != os.getpid():
-            self._fs = fsspec.filesystem(self.protocol, **self.options.extra)
-            self._fs_pid = os.getpid()
-        return self._fs
+        """This process's filesystem object, made on first use in each process."""
+        return self._fs.get()
 
     def _path(self, url: str) -> str:
         return self.fs._strip_protocol(url)

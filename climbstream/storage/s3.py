@@ -5,8 +5,8 @@ GETs (shard downloads, range reads) go through s3_direct.DirectGetter unless
 URL, and the errors are the same ClientErrors, so everything below applies to both.
 
 boto3 clients are not fork-safe: a client created before a DataLoader fork would share
-its connection pool with the parent. The client is therefore created lazily and re-created
-whenever `os.getpid()` changes. botocore's own retries are switched off so that the retry
+its connection pool with the parent. The client is therefore created lazily, once per
+process (climbstream/process_local.py). botocore's own retries are switched off so that the retry
 policy (and the request count tests rely on) is exactly the one in retry.py. Checksums
 are computed and validated only "when_required", which S3-compatible servers that do not
 speak the newer flexible checksums (moto, rclone serve s3, MinIO versions) accept.
@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from climbstream.errors import ConfigError, StorageError
+from climbstream.process_local import PerProcess
 from climbstream.storage.options import StorageOptions
 from climbstream.storage.store import ObjectStore, check_length, check_range
 from climbstream.storage.urls import join_url
@@ -90,34 +91,39 @@ def _requester_pays(params, **_):
     params.setdefault("RequestPayer", "requester")
 
 
+class _S3Process:
+    """What one process of an S3Store owns: its boto3 client, its direct GETters by bucket
+    (None where that bucket's GETs go through boto3), and the lock that makes them once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.client = None
+        self.clients_created = 0
+        self.getters: dict[str, object] = {}
+
+
 class S3Store(ObjectStore):
     """Objects in S3 or any S3-compatible server (set `StorageOptions.endpoint_url`)."""
 
     def __init__(self, options: StorageOptions | None = None) -> None:
         super().__init__(options)
-        self._client = None
-        self._client_pid: int | None = None
-        self._client_lock = threading.Lock()
-        self.clients_created = 0  # per process; tests check a forked child makes its own
-        self._getters: dict[str, object] = {}  # bucket -> DirectGetter, or None for boto3
+        self._process = PerProcess(_S3Process)  # client, getters and their lock: one set per process
 
     @property
     def client(self):
-        """This process's boto3 S3 client, created on first use after every fork."""
-        pid = os.getpid()
-        if self._client_pid != pid:
-            # A lock copied by fork may be held by a parent thread that does not exist here.
-            self._client_lock = threading.Lock()
-            self._client = None
-            self._client_pid = pid
-            self.clients_created = 0
-            self._getters = {}
-        if self._client is None:
-            with self._client_lock:
-                if self._client is None:
-                    self._client = self._make_client()
-                    self.clients_created += 1
-        return self._client
+        """This process's boto3 S3 client, created on first use in each process."""
+        state = self._process.get()
+        if state.client is None:
+            with state.lock:
+                if state.client is None:
+                    state.client = self._make_client()
+                    state.clients_created += 1
+        return state.client
+
+    @property
+    def clients_created(self) -> int:
+        """Clients this process made (tests check a forked child makes its own)."""
+        return self._process.get().clients_created
 
     def _make_client(self):
         try:
@@ -149,14 +155,14 @@ class S3Store(ObjectStore):
     # -- direct GETs -------------------------------------------------------------------
     def _getter(self, bucket: str) -> DirectGetter | None:
         """This process's DirectGetter for `bucket`, or None where GETs go through boto3."""
-        getters = self._getters if self._client_pid == os.getpid() else None
-        if getters is not None and bucket in getters:
-            return getters[bucket]
-        client = self.client  # resets the per-process state after a fork
-        with self._client_lock:
-            if bucket not in self._getters:
-                self._getters[bucket] = self._make_getter(client, bucket)
-            return self._getters[bucket]
+        state = self._process.get()
+        if bucket in state.getters:
+            return state.getters[bucket]
+        client = self.client
+        with state.lock:
+            if bucket not in state.getters:
+                state.getters[bucket] = self._make_getter(client, bucket)
+            return state.getters[bucket]
 
     def _make_getter(self, client, bucket: str) -> DirectGetter | None:
         o = self.options
@@ -184,8 +190,9 @@ class S3Store(ObjectStore):
     def _stop_direct(self, bucket: str, reason: Exception) -> None:
         log.warning("s3://%s: the server answered a direct GET with %s; this bucket's GETs go through boto3 "
                     "from now on", bucket, reason)
-        with self._client_lock:
-            self._getters[bucket] = None
+        state = self._process.get()
+        with state.lock:
+            state.getters[bucket] = None
 
     # -- failure classification ----------------------------------------------------------
     def _is_retryable(self, exc: BaseException) -> bool:

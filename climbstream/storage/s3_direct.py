@@ -35,6 +35,8 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
+from climbstream.process_local import PerProcess
+
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 CHUNK_BYTES = 1 << 20
 _BOTO3_HANDLES = {301, 302, 307, 308, 400}  # region redirects and AuthorizationHeaderMalformed
@@ -127,6 +129,15 @@ def client_error(status: int, body: bytes, operation: str = "GetObject") -> Exce
     return ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
 
 
+class _Connections:
+    """One process's keep-alive connections, one per thread, and how many it opened."""
+
+    def __init__(self) -> None:
+        self.threads = threading.local()
+        self.lock = threading.Lock()
+        self.opened = 0
+
+
 class DirectGetter:
     """Signed GETs of one endpoint's objects; one connection per thread and process.
 
@@ -144,17 +155,19 @@ class DirectGetter:
         self._connect_timeout_s = connect_timeout_s
         self._read_timeout_s = read_timeout_s
         self._ssl_context = ssl_context
-        self._local = threading.local()
-        self.connections_opened = 0  # per process; tests check a forked child opens its own
-        self._pid = os.getpid()
+        self._process = PerProcess(_Connections)  # a parent's sockets are never used after a fork
+
+    @property
+    def connections_opened(self) -> int:
+        """Connections this process opened (tests check a forked child opens its own)."""
+        return self._process.get().opened
 
     # -- connections ------------------------------------------------------------------------
     def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
         """(this thread's connection, whether it was used before)."""
-        if self._pid != os.getpid():
-            self._pid, self.connections_opened = os.getpid(), 0
-        local = self._local
-        if getattr(local, "pid", None) == os.getpid() and local.connection is not None:
+        state = self._process.get()
+        local = state.threads
+        if getattr(local, "connection", None) is not None:
             return local.connection, True
         e = self.endpoint
         if e.scheme == "https":
@@ -164,14 +177,16 @@ class DirectGetter:
             connection = http.client.HTTPConnection(e.connect_host, e.port, timeout=self._connect_timeout_s)
         connection.connect()
         connection.sock.settimeout(self._read_timeout_s)
-        local.pid, local.connection = os.getpid(), connection
-        self.connections_opened += 1
+        local.connection = connection
+        with state.lock:
+            state.opened += 1
         return connection, False
 
     def _drop_connection(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        self._local.connection = None
-        if connection is not None and getattr(self._local, "pid", None) == os.getpid():
+        local = self._process.get().threads
+        connection = getattr(local, "connection", None)
+        local.connection = None
+        if connection is not None:
             connection.close()
 
     def _response(self, key: str, start: int, end: int | None) -> tuple[http.client.HTTPResponse, bool]:
