@@ -86,6 +86,17 @@ def _uncompressed(rel: str) -> str:
     return rel
 
 
+def select_languages(found: dict, langs: list[str] | None, missing_message: str) -> dict:
+    """`found` ({lang: ...}) cut to `langs` in that order, or all of it; ConfigError naming
+    the languages asked for that are not there."""
+    if not langs:
+        return found
+    missing = [lang for lang in langs if lang not in found]
+    if missing:
+        raise ConfigError(f"{missing_message} {missing} (found {sorted(found)})")
+    return {lang: found[lang] for lang in langs}
+
+
 def _refuse(path: str, what: str) -> None:
     raise ConfigError(f"{path}: {what}; inputs are .txt, .jsonl (either may end in .gz, .bz2, .xz or .zst), "
                       f".parquet, .arrow and datasets saved with save_to_disk. Move other files out of the input folder")
@@ -156,12 +167,7 @@ class FolderCorpus:
                 self._files[lang] = [(_uncompressed(name), full)]
         if not self._files:
             raise ConfigError(f"{path}: no language files or folders (*.txt, *.jsonl, *.parquet, *.arrow) found")
-        if langs:
-            missing = [lang for lang in langs if lang not in self._files]
-            if missing:
-                raise ConfigError(f"{path}: no input for languages {missing} (found "
-                                  f"{sorted(self._files)})")
-            self._files = {lang: self._files[lang] for lang in langs}
+        self._files = select_languages(self._files, langs, f"{path}: no input for languages")
         self.description = {"kind": "folder", "path": os.path.abspath(path), "text_unit": text_unit,
                             "text_field": text_field}
 

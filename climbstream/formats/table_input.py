@@ -20,7 +20,7 @@ import os
 from typing import Iterator
 
 from climbstream.errors import ConfigError
-from climbstream.formats.corpus import Document
+from climbstream.formats.corpus import Document, select_languages
 
 TABLE_SUFFIXES = (".parquet", ".arrow")
 HF_STATE = "state.json"
@@ -134,11 +134,7 @@ class LangFieldCorpus:
                 self._total_rows += len(column)
         if not self._rows:
             raise ConfigError(f"{path}: no rows")
-        if langs:
-            missing = [lang for lang in langs if lang not in self._rows]
-            if missing:
-                raise ConfigError(f"{path}: no rows with {lang_field} in {missing} (found {sorted(self._rows)})")
-            self._rows = {lang: self._rows[lang] for lang in langs}
+        self._rows = select_languages(self._rows, langs, f"{path}: no rows with {lang_field} in")
         self._bytes = sum(os.path.getsize(f) for f in self.files)
         self.description = {"kind": "table", "path": os.path.abspath(path), "lang_field": lang_field,
                             "text_field": text_field}
