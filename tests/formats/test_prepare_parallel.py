@@ -123,3 +123,13 @@ def test_cli_runs_parts_as_separate_commands_and_merges_them(tmp_path, capsys):
         assert "part" not in json.load(f)
     assert main(["manifest", out]) == 2
     assert "give --format mds or --format wds" in capsys.readouterr().err
+
+
+def test_parts_prepared_to_s3_merge_there(corpus, tmp_path, s3_bucket):
+    url = f"{s3_bucket.url}/parted"
+    options = s3_bucket.options()
+    for index in (1, 2):
+        prepare(corpus, url, seq_len=32, shard_samples=16, part=f"{index}/2", storage=options)
+    merged = merge_parts(url, options)
+    whole = prepare(corpus, str(tmp_path / "whole"), seq_len=32, shard_samples=16)
+    assert Manifest.load(url, storage=options).fingerprint() == whole.fingerprint() == merged.fingerprint()
