@@ -112,12 +112,9 @@ class CorpusReader:
         self.view = view
         self.readers = list(readers)
 
-    def read(self, name: str, shard: int, index: int, split: str = TRAIN):
-        """Tokens of sample `index` of shard `shard` of language `name`."""
-        return self.readers[self.view._source_of[name]].read(name, split, shard, index)
-
-    def read_with(self, name: str, shard: int, index: int, columns: tuple[str, ...], split: str = TRAIN):
-        """(tokens, {column: value}) of that sample (see SampleReader.read_with)."""
+    def read_with(self, name: str, shard: int, index: int, columns: tuple[str, ...] = (), split: str = TRAIN):
+        """(tokens, {column: value}) of sample `index` of shard `shard` of language `name`
+        (see SampleReader.read_with)."""
         return self.readers[self.view._source_of[name]].read_with(name, split, shard, index, columns)
 
     @contextlib.contextmanager

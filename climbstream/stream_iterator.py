@@ -123,10 +123,7 @@ class StreamIterator:
                 lang = int(plan.lang[j])
                 shard = int(plan.shard[j])
                 index = int(plan.index[j])
-                if columns:
-                    tokens, extra = readers.read_with(names[lang], shard, index, columns)
-                else:
-                    tokens, extra = readers.read(names[lang], shard, index), None
+                tokens, extra = readers.read_with(names[lang], shard, index, columns)
                 sample = {
                     "tokens": torch.from_numpy(np.asarray(tokens, dtype=np.int64)),
                     "lang": lang,

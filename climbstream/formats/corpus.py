@@ -11,8 +11,8 @@ change every ratio); dotfiles are skipped with a warning.
 Plain text: one document per blank-line-separated paragraph (`text_unit="paragraph"`,
 the default) or per line (`text_unit="line"`). JSONL, Parquet and Arrow: one document
 per row, text in `text_field` (default "text"). One table holding every language, its
-rows tagged in a column, is `table_input.LangFieldCorpus` (`prepare --lang-field`). A document's id is its `id_field` value when
-the row has one, else `<file relative to the language>#<ordinal>`, so aligned parallel
+rows tagged in a column, is `table_input.LangFieldCorpus` (`prepare --lang-field`). A
+document's id is its `id_field` value when the row has one, else `<file relative to the language>#<ordinal>`, so aligned parallel
 files (same names, same order) give a translation the same id in every language, which
 is what the held-out choice keys on. Languages and files are visited in sorted order, so
 the same folder always gives the same documents in the same order.
@@ -97,6 +97,18 @@ def select_languages(found: dict, langs: list[str] | None, missing_message: str)
     return {lang: found[lang] for lang in langs}
 
 
+def row_document(row: dict, n: int, rel: str, where: str, text_field: str, id_field: str) -> Document | None:
+    """The document of row `n` (0-based) of the file `rel`: its id the row's `id_field`, else
+    `rel#n`; None for a row of blank text. A text that is not a string is a ConfigError."""
+    text = row[text_field]
+    if not isinstance(text, str):
+        raise ConfigError(f"{where}: row {n + 1}: field {text_field!r} is {type(text).__name__}, not text")
+    if not text.strip():
+        return None
+    doc_id = row.get(id_field)
+    return Document(str(doc_id) if doc_id is not None else f"{rel}#{n}", text)
+
+
 def _refuse(path: str, what: str) -> None:
     raise ConfigError(f"{path}: {what}; inputs are .txt, .jsonl (either may end in .gz, .bz2, .xz or .zst), "
                       f".parquet, .arrow and datasets saved with save_to_disk. Move other files out of the input folder")
@@ -125,6 +137,8 @@ class FolderCorpus:
 
     def __init__(self, path: str, text_field: str = "text", text_unit: str = "paragraph",
                  id_field: str = "id", langs: list[str] | None = None):
+        from climbstream.formats.table_input import is_saved_dataset, name_of, saved_dataset_files
+
         if text_unit not in TEXT_UNITS:
             raise ConfigError(f"text unit must be one of {list(TEXT_UNITS)}, got {text_unit!r}")
         if not os.path.isdir(path):
@@ -137,9 +151,7 @@ class FolderCorpus:
             if name.startswith("."):
                 log.warning("%s: skipping the hidden %s", full, "folder" if os.path.isdir(full) else "file")
                 continue
-            if os.path.isdir(full) and _saved_dataset(full):
-                from climbstream.formats.table_input import name_of, saved_dataset_files
-
+            if os.path.isdir(full) and is_saved_dataset(full):
                 self._files[name] = [(name_of(f, full), f) for f in saved_dataset_files(full)]
             elif os.path.isdir(full):
                 files = []
@@ -217,13 +229,9 @@ class FolderCorpus:
             if not isinstance(row, dict) or self.text_field not in row:
                 raise ConfigError(f"{full}: row {n + 1} has no field {self.text_field!r}; pass "
                                   f"--text-field with the name of the text column")
-            text = row[self.text_field]
-            if not isinstance(text, str):
-                raise ConfigError(f"{full}: row {n + 1}: field {self.text_field!r} is "
-                                  f"{type(text).__name__}, not text")
-            if text.strip():
-                doc_id = row.get(self.id_field)
-                yield Document(str(doc_id) if doc_id is not None else f"{rel}#{n}", text)
+            doc = row_document(row, n, rel, full, self.text_field, self.id_field)
+            if doc is not None:
+                yield doc
 
     def _jsonl(self, rel: str, full: str) -> Iterator[Document]:
         def rows():
@@ -235,9 +243,3 @@ class FolderCorpus:
                         except json.JSONDecodeError as err:
                             raise ConfigError(f"{full}: line {n + 1} is not JSON ({err})") from None
         yield from self._rows(rel, full, rows())
-
-
-def _saved_dataset(folder: str) -> bool:
-    from climbstream.formats.table_input import is_saved_dataset
-
-    return is_saved_dataset(folder)

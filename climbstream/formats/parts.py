@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from climbstream.errors import ConfigError, ManifestError
-from climbstream.formats.manifest import MANIFEST_NAME, Manifest, to_json
+from climbstream.formats.manifest import CHECKSUM_KEY, MANIFEST_NAME, Manifest, to_json
 
 PART_KEY = "part"
 _PART_NAME = re.compile(r"^climbstream-manifest\.part-(\d{5})-of-(\d{5})\.json$")
@@ -88,11 +88,14 @@ def merge_parts(root: str, storage: Any = None, overwrite: bool = False) -> Mani
 
 def _merge(parts: list[dict], root: str) -> dict:
     """One manifest from the parts' dicts, after checking they are parts of one corpus."""
-    first = {k: v for k, v in parts[0].items() if k not in (PART_KEY, "languages", "content_sha256")}
+    def settings(part: dict) -> dict:  # what every part must share
+        return {k: v for k, v in part.items() if k not in (PART_KEY, "languages", CHECKSUM_KEY)}
+
+    first = settings(parts[0])
     corpus_languages = parts[0][PART_KEY]["corpus_languages"]
     languages: dict[str, dict] = {}
     for number, part in enumerate(parts, 1):
-        rest = {k: v for k, v in part.items() if k not in (PART_KEY, "languages", "content_sha256")}
+        rest = settings(part)
         if rest != first:
             differing = sorted(k for k in set(rest) | set(first) if rest.get(k) != first.get(k))
             raise ManifestError(f"{root}: part {number} was prepared with other settings than part 1 "

@@ -20,11 +20,10 @@ import os
 from typing import Iterator
 
 from climbstream.errors import ConfigError
-from climbstream.formats.corpus import Document, select_languages
+from climbstream.formats.corpus import Document, row_document, select_languages
 
 TABLE_SUFFIXES = (".parquet", ".arrow")
-HF_STATE = "state.json"
-HF_METADATA = ("state.json", "dataset_info.json")
+HF_STATE, HF_INFO = "state.json", "dataset_info.json"  # what save_to_disk writes beside its Arrow files
 
 
 def _pyarrow(path: str):
@@ -35,7 +34,7 @@ def _pyarrow(path: str):
 
 def is_saved_dataset(folder: str) -> bool:
     """Whether `folder` is a Hugging Face dataset written by `save_to_disk`."""
-    return os.path.isfile(os.path.join(folder, HF_STATE)) and os.path.isfile(os.path.join(folder, "dataset_info.json"))
+    return os.path.isfile(os.path.join(folder, HF_STATE)) and os.path.isfile(os.path.join(folder, HF_INFO))
 
 
 def saved_dataset_files(folder: str) -> list[str]:
@@ -160,13 +159,9 @@ class LangFieldCorpus:
                 rows = pc.indices_nonzero(mask).to_pylist()
                 picked = batch.filter(mask).to_pylist()
                 for row_number, row in zip(rows, picked):
-                    text = row[self.text_field]
-                    if not isinstance(text, str):
-                        raise ConfigError(f"{file}: row {first + row_number + 1}: field {self.text_field!r} "
-                                          f"is {type(text).__name__}, not text")
-                    if text.strip():
-                        doc_id = row.get(self.id_field)
-                        yield Document(str(doc_id) if doc_id is not None else f"{rel}#{first + row_number}", text)
+                    doc = row_document(row, first + row_number, rel, file, self.text_field, self.id_field)
+                    if doc is not None:
+                        yield doc
                 first += batch.num_rows
 
 

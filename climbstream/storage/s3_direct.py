@@ -13,8 +13,9 @@ thread, median of 3) measured 0.21 ms per GET here, boto3 1.06 ms and AWS's
 s3torchconnectorclient 1.5.0 (the CRT client under s3torchconnector) 0.29 ms, so moving
 GETs to it would cost CPU, add a native dependency, and its client must be created anew
 in every forked worker (a parent's one does not work in the child). obstore, in an
-earlier measurement, took about the same CPU (0.28-0.30 ms) but hung after fork. This client passes the fault suite
-(tests/dataset/test_faults.py: 503s, resets, bodies cut short, corrupted bytes, stalls).
+earlier measurement, took about the same CPU (0.28-0.30 ms) but hung after fork. This
+client passes the fault suite (tests/dataset/test_faults.py: 503s, resets, bodies cut
+short, corrupted bytes, stalls).
 
 Kept from boto3: the credential chain (`Session.get_credentials`, refreshed as boto3
 refreshes it) and where a bucket's objects live: the base URL is taken once per bucket
