@@ -63,7 +63,7 @@ def mean_and_stderr(values) -> tuple[float, float]:
 
 def main(argv=None) -> dict:
     os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
-    from climbstream.demo import ensure_gettext_corpus
+    from climbstream.train.demo import ensure_gettext_corpus
     from climbstream.formats.manifest import MANIFEST_NAME, Manifest
     from climbstream.mixture.inputs import read_counts
     from climbstream.mixture.cv import cross_validate
@@ -71,7 +71,7 @@ def main(argv=None) -> dict:
     from climbstream.mixture.fit import fit_climb_law
     from climbstream.mixture.runs import load_runs
     from climbstream.mixture.solver import allocate
-    from climbstream.sweep import SweepConfig, run_sweep
+    from climbstream.train.sweep import SweepConfig, run_sweep
     from climbstream.train.loop import TrainConfig, train
 
     args = parse_args(argv)

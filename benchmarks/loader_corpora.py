@@ -8,7 +8,7 @@ stressed. `tiny` is for the smoke test.
 Text is generated, not downloaded: language i has its own alphabet and vocabulary and
 about `largest_samples * (smallest_samples / largest_samples) ** (i / (K - 1))` samples
 of `seq_len` byte tokens, so sizes are geometrically skewed. Both formats come from the
-same documents through `climbstream.formats.prepare.prepare`, so the peers read shards
+same documents through `climbstream.prepare.prepare.prepare`, so the peers read shards
 written by their own writers (streaming.MDSWriter, webdataset.ShardWriter).
 
 Built corpora are kept under `<work_dir>/corpora/<name>-<fmt>` with a stamp of the spec;
@@ -63,7 +63,7 @@ SPECS = {
 
 
 class GeneratedCorpus:
-    """A `climbstream.formats.corpus.Corpus` of seeded generated text shaped by a CorpusSpec."""
+    """A `climbstream.prepare.corpus.Corpus` of seeded generated text shaped by a CorpusSpec."""
 
     def __init__(self, spec: CorpusSpec):
         self.spec = spec
@@ -74,7 +74,7 @@ class GeneratedCorpus:
         return self.spec.language_names()
 
     def documents(self, lang: str) -> Iterator:
-        from climbstream.formats.corpus import Document
+        from climbstream.prepare.corpus import Document
 
         i = self.languages.index(lang)
         rng = np.random.default_rng([self.spec.seed, i])
@@ -102,7 +102,7 @@ def corpus_root(work_dir: str, name: str, fmt: str) -> str:
 def build_corpus(spec: CorpusSpec, work_dir: str, fmt: str) -> str:
     """Prepare `spec` in format `fmt` under work_dir (reused when already built); return its root."""
     from climbstream.formats.manifest import MANIFEST_NAME
-    from climbstream.formats.prepare import prepare
+    from climbstream.prepare.prepare import prepare
 
     root = corpus_root(work_dir, spec.name, fmt)
     stamp = {"spec": asdict(spec), "format": fmt, "stamp_version": 1}

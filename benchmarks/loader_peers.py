@@ -100,7 +100,7 @@ def preimport(loader: str, remote: bool = False) -> None:
         import botocore.config  # noqa: F401
 
     if loader.startswith("climbstream"):
-        import climbstream.dataset  # noqa: F401
+        import climbstream.stream.dataset  # noqa: F401
         import climbstream.storage.s3  # noqa: F401
     elif loader == "mosaic":
         import streaming  # noqa: F401

@@ -30,10 +30,10 @@ import time
 
 import numpy as np
 
-from climbstream.formats.gettext_corpus import gettext_corpus
-from climbstream.formats.packing import is_heldout
-from climbstream.formats.prepare import prepare
-from climbstream.formats.tokenizer import ByteTokenizer, HFTokenizer
+from climbstream.prepare.gettext_corpus import gettext_corpus
+from climbstream.prepare.packing import is_heldout
+from climbstream.prepare.prepare import prepare
+from climbstream.prepare.tokenizer import ByteTokenizer, HFTokenizer
 
 SEQ_LEN = 1024
 SHARD_SAMPLES = 1024

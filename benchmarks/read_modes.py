@@ -18,10 +18,10 @@ import numpy as np
 
 
 def main() -> None:
-    from climbstream.formats.gettext_corpus import gettext_corpus
+    from climbstream.prepare.gettext_corpus import gettext_corpus
     from climbstream.formats.manifest import Manifest
-    from climbstream.formats.prepare import prepare
-    from climbstream.formats.reader import open_reader
+    from climbstream.prepare.prepare import prepare
+    from climbstream.read.reader import open_reader
     from tests.s3_server import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, S3Bucket, S3Server
 
     os.environ.update(AWS_ACCESS_KEY_ID=ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET_ACCESS_KEY,

@@ -32,7 +32,7 @@ from numba import njit
 
 from climbstream.schedule.order import LanguageOrder, language_key
 from climbstream.schedule.schedule import Schedule, Stage
-from climbstream.weights import integer_weights
+from climbstream.schedule.weights import integer_weights
 
 TOTAL = 2**32
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 _LAZY = {
-    "ClimbStream": "climbstream.dataset",
+    "ClimbStream": "climbstream.stream.dataset",
     "Schedule": "climbstream.schedule.schedule",
     "Manifest": "climbstream.formats.manifest",
     "Allocation": "climbstream.mixture.allocation",
@@ -17,8 +17,8 @@ _LAZY = {
     "Reweighter": "climbstream.train.reweight",
     "ClimbstreamError": "climbstream.errors",
     "StorageOptions": "climbstream.storage.options",
-    "ClimbDataLoader": "climbstream.loader",
-    "StreamConfig": "climbstream.config",
+    "ClimbDataLoader": "climbstream.stream.loader",
+    "StreamConfig": "climbstream.stream.config",
     "JsonlSink": "climbstream.train.sinks",
     "CsvSink": "climbstream.train.sinks",
     "TensorBoardSink": "climbstream.train.sinks",

@@ -15,8 +15,8 @@ import os
 import torch
 import torch.distributed as dist
 
-from climbstream.dataset import ClimbStream
-from climbstream.demo import ensure_gettext_corpus
+from climbstream.stream.dataset import ClimbStream
+from climbstream.train.demo import ensure_gettext_corpus
 from climbstream.train.losses import LanguageLossTracker
 from climbstream.train.sinks import JsonlSink
 from climbstream.train.tiny_lm import TinyLM, TinyLMConfig, token_losses

@@ -16,7 +16,7 @@ import os
 import torch
 
 from climbstream import ClimbStream, LanguageLossTracker, Reweighter
-from climbstream.demo import ensure_gettext_corpus
+from climbstream.train.demo import ensure_gettext_corpus
 from climbstream.train.sinks import JsonlSink
 from climbstream.train.tiny_lm import TinyLM, TinyLMConfig, token_losses
 

@@ -1,4 +1,4 @@
-"""`climbstream demo`: the built-in end-to-end run on real text (see climbstream/demo.py)."""
+"""`climbstream demo`: the built-in end-to-end run on real text (see climbstream/train/demo.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def run(args) -> int:
     import os
     import shutil
 
-    from climbstream.demo import run_demo
+    from climbstream.train.demo import run_demo
 
     if args.fresh:
         shutil.rmtree(os.path.join(args.out, "train"), ignore_errors=True)

@@ -19,7 +19,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     """Print one row per position."""
-    from climbstream.dataset import ClimbStream
+    from climbstream.stream.dataset import ClimbStream
     from climbstream.errors import ConfigError
 
     try:

@@ -29,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from climbstream.errors import ConfigError
-    from climbstream.formats.parts import merge_parts
-    from climbstream.formats.scan import build_manifest, load_lang_map
+    from climbstream.prepare.parts import merge_parts
+    from climbstream.prepare.scan import build_manifest, load_lang_map
     from climbstream.storage.options import StorageOptions
 
     storage = StorageOptions(endpoint_url=args.endpoint_url) if args.endpoint_url else None

@@ -53,10 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from climbstream.formats.corpus import FolderCorpus
-    from climbstream.formats.gettext_corpus import gettext_corpus
-    from climbstream.formats.prepare import prepare
-    from climbstream.formats.tokenizer import load_tokenizer
+    from climbstream.prepare.corpus import FolderCorpus
+    from climbstream.prepare.gettext_corpus import gettext_corpus
+    from climbstream.prepare.prepare import prepare
+    from climbstream.prepare.tokenizer import load_tokenizer
     from climbstream.storage.options import StorageOptions
 
     langs = args.langs
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         selected = int(langs) if langs and langs.isdigit() else (langs.split(",") if langs else None)
         corpus = gettext_corpus(args.from_gettext, selected, args.max_bytes_per_lang)
     elif args.lang_field:
-        from climbstream.formats.table_input import LangFieldCorpus
+        from climbstream.prepare.table_input import LangFieldCorpus
 
         corpus = LangFieldCorpus(args.input, args.lang_field, text_field=args.text_field,
                                  id_field=args.id_field, langs=langs.split(",") if langs else None)

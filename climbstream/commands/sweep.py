@@ -30,7 +30,7 @@ def run(args) -> int:
     import json
 
     from climbstream.errors import ConfigError
-    from climbstream.sweep import SweepConfig, run_sweep
+    from climbstream.train.sweep import SweepConfig, run_sweep
 
     try:
         fractions = tuple(float(x) for x in args.eval_fractions.split(","))

@@ -56,7 +56,7 @@ def _check_weights(weights, where: str) -> np.ndarray:
     elif array.dtype.kind not in "iu":
         raise ScheduleError(
             f"{where}: weights have dtype {array.dtype}; they must be integers summing to 2**32 "
-            "(turn ratios into them with climbstream.weights.integer_weights)"
+            "(turn ratios into them with climbstream.schedule.weights.integer_weights)"
         )
     values = [int(x) for x in array.tolist()]
     negative = [i for i, x in enumerate(values) if x < 0]
@@ -68,7 +68,7 @@ def _check_weights(weights, where: str) -> np.ndarray:
     if total != WEIGHT_TOTAL:
         raise ScheduleError(
             f"{where}: weights sum to {total}, not 2**32 = {WEIGHT_TOTAL}; derive them from ratios "
-            "with climbstream.weights.integer_weights"
+            "with climbstream.schedule.weights.integer_weights"
         )
     out = np.array(values, dtype=np.uint64)
     out.flags.writeable = False

@@ -5,7 +5,7 @@ process still pays to load it on its first call: numba's first dispatch builds i
 context, which imports scipy.linalg for BLAS (about 0.6 s on a 2-core machine). Paid in a
 DataLoader worker, that sits in front of every iterator's first batch, once per worker and
 again for each new iterator. Paid once in the parent, forked workers inherit the loaded
-code: `climbstream.dataset` calls `warm_kernels()` when it is imported.
+code: `climbstream.stream.dataset` calls `warm_kernels()` when it is imported.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from climbstream.errors import ConfigError
-from climbstream.process_local import PerProcess
+from climbstream.storage.process_local import PerProcess
 from climbstream.storage.store import TEMP_MARKER, ObjectStore
 from climbstream.storage.retry import IntegrityError, ObjectNotFoundError
 from climbstream.storage.unpack import Unpack

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import fsspec
 
-from climbstream.process_local import PerProcess
+from climbstream.storage.process_local import PerProcess
 from climbstream.storage.options import StorageOptions
 from climbstream.storage.store import CHUNK_BYTES, ObjectStore, check_length, check_range
 from climbstream.storage.urls import join_url

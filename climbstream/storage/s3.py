@@ -6,7 +6,7 @@ URL, and the errors are the same ClientErrors, so everything below applies to bo
 
 boto3 clients are not fork-safe: a client created before a DataLoader fork would share
 its connection pool with the parent. The client is therefore created lazily, once per
-process (climbstream/process_local.py). botocore's own retries are switched off so that the retry
+process (climbstream/storage/process_local.py). botocore's own retries are switched off so that the retry
 policy (and the request count tests rely on) is exactly the one in retry.py. Checksums
 are computed and validated only "when_required", which S3-compatible servers that do not
 speak the newer flexible checksums (moto, rclone serve s3, MinIO versions) accept.
@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from climbstream.errors import ConfigError, StorageError
-from climbstream.process_local import PerProcess
+from climbstream.storage.process_local import PerProcess
 from climbstream.storage.options import StorageOptions
 from climbstream.storage.store import ObjectStore, check_length, check_range
 from climbstream.storage.urls import join_url

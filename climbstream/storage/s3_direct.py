@@ -44,7 +44,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
-from climbstream.process_local import PerProcess
+from climbstream.storage.process_local import PerProcess
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 CHUNK_BYTES = 1 << 20

@@ -81,7 +81,7 @@ def _weights_spec(cfg: TrainConfig):
 
 def build_stream(cfg: TrainConfig):
     """The ClimbStream a run reads."""
-    from climbstream.dataset import ClimbStream
+    from climbstream.stream.dataset import ClimbStream
 
     return ClimbStream(cfg.corpus, _weights_spec(cfg), global_batch=cfg.global_batch, seed=cfg.seed,
                        rank=cfg.rank, world_size=cfg.world_size)

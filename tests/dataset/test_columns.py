@@ -9,7 +9,7 @@ import pytest
 
 from climbstream import ClimbStream
 from climbstream.errors import ConfigError, ManifestError
-from climbstream.formats.scan import build_manifest
+from climbstream.prepare.scan import build_manifest
 
 SEQ = 16
 LANGS = {"en": 70, "fr": 30}

@@ -66,7 +66,7 @@ def test_range_reads_are_refused_under_verify_sha256_and_warned_about_under_auto
     with pytest.raises(ConfigError, match="verify='sha256' cannot check byte-range reads .*give a cache_dir"):
         read_batches(ClimbStream(s3_corpus, WEIGHTS, global_batch=B, rank=0, world_size=1,
                                  storage=s3_bucket.options(), verify="sha256"), 1)
-    with caplog.at_level(logging.WARNING, logger="climbstream.formats.reader"):
+    with caplog.at_level(logging.WARNING, logger="climbstream.read.reader"):
         read_batches(ClimbStream(s3_corpus, WEIGHTS, global_batch=B, rank=0, world_size=1,
                                  storage=s3_bucket.options()), 1)
     assert "byte-range reads are not hashed" in caplog.text

@@ -39,7 +39,7 @@ def write_parallel_corpus(root: str, sizes: dict[str, int] = SIZES, seed: int = 
 
 def reference_stream(corpus, lang: str, split: str, heldout_frac: float, eos: int = 256) -> np.ndarray:
     """The obviously-correct token stream of one (lang, split): bytes of each doc + eos, in order."""
-    from climbstream.formats.packing import is_heldout
+    from climbstream.prepare.packing import is_heldout
 
     parts = []
     for doc in corpus.documents(lang):
@@ -63,7 +63,7 @@ def corpus_dir(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def folder_corpus(corpus_dir):
-    from climbstream.formats.corpus import FolderCorpus
+    from climbstream.prepare.corpus import FolderCorpus
 
     return FolderCorpus(corpus_dir)
 
@@ -71,7 +71,7 @@ def folder_corpus(corpus_dir):
 @pytest.fixture(scope="session", params=["mds", "wds"])
 def prepared(request, folder_corpus, tmp_path_factory):
     """(format, Manifest) of the parallel corpus prepared locally, once per format."""
-    from climbstream.formats.prepare import prepare
+    from climbstream.prepare.prepare import prepare
 
     out = tmp_path_factory.mktemp(f"prepared-{request.param}")
     manifest = prepare(folder_corpus, str(out), fmt=request.param, seq_len=SEQ_LEN,

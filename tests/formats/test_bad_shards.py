@@ -11,7 +11,7 @@ import pytest
 from climbstream.errors import ManifestError
 from climbstream.formats.manifest import Manifest
 from climbstream.formats.mds import ShardFormatError
-from climbstream.formats.reader import open_reader
+from climbstream.read.reader import open_reader
 
 
 @pytest.fixture

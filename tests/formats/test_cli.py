@@ -10,7 +10,7 @@ import numpy as np
 
 from climbstream.cli import main as cli_main
 from climbstream.formats.manifest import MANIFEST_NAME, Manifest
-from climbstream.formats.reader import open_reader
+from climbstream.read.reader import open_reader
 
 
 def test_prepare_help_lists_the_options_and_exits_zero():

@@ -11,8 +11,8 @@ from climbstream import ClimbStream
 from climbstream.cli import main as cli_main
 from climbstream.errors import ConfigError
 from climbstream.formats.manifest import Manifest
-from climbstream.formats.reader import open_reader
-from climbstream.formats.scan import build_manifest
+from climbstream.read.reader import open_reader
+from climbstream.prepare.scan import build_manifest
 
 SEQ = 32
 LANGS = {"en": 90, "fr": 40, "sw": 12}

@@ -11,8 +11,8 @@ import pytest
 from climbstream.cli import main as cli_main
 from climbstream.errors import ManifestError
 from climbstream.formats.manifest import Manifest
-from climbstream.formats.reader import open_reader
-from climbstream.formats.scan import build_manifest
+from climbstream.read.reader import open_reader
+from climbstream.prepare.scan import build_manifest
 
 SEQ = 24
 

@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from climbstream.formats.gettext_corpus import (
+from climbstream.prepare.gettext_corpus import (
     DEFAULT_LANGUAGES,
     GettextCorpus,
     SyntheticCorpus,
@@ -101,7 +101,7 @@ def _mo(messages: dict[str, str]) -> bytes:
 
 
 def test_machine_without_catalogs_falls_back_to_a_generated_corpus_and_says_so(tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="climbstream.formats.gettext_corpus"):
+    with caplog.at_level(logging.WARNING, logger="climbstream.prepare.gettext_corpus"):
         corpus = gettext_corpus(str(tmp_path / "nothing"), 4, seed=3)
     assert isinstance(corpus, SyntheticCorpus) and len(corpus.languages) == 4
     assert re.search(r"no gettext catalogs under .*nothing; using a generated corpus of 4", caplog.text)
@@ -116,8 +116,8 @@ def test_machine_without_catalogs_falls_back_to_a_generated_corpus_and_says_so(t
 
 
 def test_generated_corpus_prepares_and_reads_back(tmp_path):
-    from climbstream.formats.prepare import prepare
-    from climbstream.formats.reader import open_reader
+    from climbstream.prepare.prepare import prepare
+    from climbstream.read.reader import open_reader
 
     corpus = SyntheticCorpus(3, seed=1, base_documents=200)
     manifest = prepare(corpus, str(tmp_path / "out"), fmt="wds", seq_len=64)

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from climbstream.formats.packing import Packer, heldout_score, is_heldout
+from climbstream.prepare.packing import Packer, heldout_score, is_heldout
 
 EOS = 99
 

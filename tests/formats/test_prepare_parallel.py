@@ -10,10 +10,10 @@ import pytest
 
 from climbstream.cli import main
 from climbstream.errors import ConfigError, ManifestError
-from climbstream.formats.corpus import FolderCorpus
+from climbstream.prepare.corpus import FolderCorpus
 from climbstream.formats.manifest import MANIFEST_NAME, Manifest
-from climbstream.formats.parts import assign_parts, merge_parts, parse_part, part_manifest_name
-from climbstream.formats.prepare import prepare
+from climbstream.prepare.parts import assign_parts, merge_parts, parse_part, part_manifest_name
+from climbstream.prepare.prepare import prepare
 from tests.formats.conftest import write_parallel_corpus
 
 SIZES = {"aa": 300, "bb": 120, "cc": 60, "dd": 40, "ee": 25}

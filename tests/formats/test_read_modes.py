@@ -8,7 +8,7 @@ import pytest
 
 from climbstream.errors import ConfigError
 from climbstream.formats.manifest import Manifest
-from climbstream.formats.read_modes import choose_read_mode, largest_stored_bytes
+from climbstream.read.read_modes import choose_read_mode, largest_stored_bytes
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from climbstream.formats.manifest import Manifest
-from climbstream.formats.reader import open_reader
+from climbstream.read.reader import open_reader
 from tests.formats.conftest import HELDOUT_FRAC, SEQ_LEN, SHARD_SAMPLES, read_all, reference_stream
 
 
@@ -81,7 +81,7 @@ def test_peer_readers_read_our_shards(prepared):
 
 @pytest.mark.parametrize("fmt", ["mds", "wds"])
 def test_pad_tail_keeps_the_last_partial_sample_padded_with_eos(fmt, folder_corpus, tmp_path):
-    from climbstream.formats.prepare import prepare
+    from climbstream.prepare.prepare import prepare
 
     manifest = prepare(folder_corpus, str(tmp_path / "out"), fmt=fmt, seq_len=SEQ_LEN, tail="pad",
                        heldout_frac=HELDOUT_FRAC, shard_bytes=SHARD_SAMPLES * SEQ_LEN * 2)

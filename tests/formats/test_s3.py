@@ -9,8 +9,8 @@ import pytest
 
 from climbstream.errors import StorageError
 from climbstream.formats.manifest import MANIFEST_NAME, Manifest
-from climbstream.formats.prepare import prepare
-from climbstream.formats.reader import open_reader
+from climbstream.prepare.prepare import prepare
+from climbstream.read.reader import open_reader
 from tests.formats.conftest import HELDOUT_FRAC, SEQ_LEN, SHARD_SAMPLES, read_all
 
 
@@ -81,7 +81,7 @@ def test_a_changed_object_on_s3_fails_the_shard_download_naming_the_url(s3_bucke
 def test_manifest_command_builds_the_manifest_of_mds_shards_on_s3(s3_bucket, tmp_path):
     from streaming import MDSWriter
 
-    from climbstream.formats.scan import build_manifest
+    from climbstream.prepare.scan import build_manifest
 
     arrays = [np.full(16, i, np.uint16) for i in range(30)]
     local = tmp_path / "fr" / "train"
@@ -104,7 +104,7 @@ def test_holding_acquires_each_cached_shard_once_and_releases_all_at_the_end(
         s3_bucket, folder_corpus, tmp_path, monkeypatch, whole_read_bytes):
     import fcntl
 
-    from climbstream.formats.byte_sources import HeldSource
+    from climbstream.read.byte_sources import HeldSource
     from climbstream.storage.cache import ShardCache
 
     if whole_read_bytes is not None:  # map every shard, as the large ones are

@@ -16,9 +16,9 @@ import pytest
 
 from climbstream.cli import main as cli_main
 from climbstream.errors import ConfigError
-from climbstream.formats.corpus import FolderCorpus
-from climbstream.formats.prepare import prepare
-from climbstream.formats.table_input import LangFieldCorpus
+from climbstream.prepare.corpus import FolderCorpus
+from climbstream.prepare.prepare import prepare
+from climbstream.prepare.table_input import LangFieldCorpus
 from tests.formats.conftest import write_parallel_corpus
 
 pa = pytest.importorskip("pyarrow")

@@ -7,7 +7,7 @@ import os
 import multiprocessing as mp
 import pickle
 
-from climbstream.process_local import PerProcess
+from climbstream.storage.process_local import PerProcess
 
 _made = itertools.count()
 

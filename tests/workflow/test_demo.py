@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from climbstream.demo import run_demo
+from climbstream.train.demo import run_demo
 from climbstream.errors import StateError
 
 

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from climbstream.formats.corpus import FolderCorpus
-from climbstream.formats.prepare import prepare
+from climbstream.prepare.corpus import FolderCorpus
+from climbstream.prepare.prepare import prepare
 from tests.formats.conftest import write_parallel_corpus
 
 ray = pytest.importorskip("ray")

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from climbstream.cli import main
-from climbstream.demo import run_demo
+from climbstream.train.demo import run_demo
 from tests.s3_server import s3_bucket, s3_env, s3_server  # noqa: F401  (fixtures)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -10,7 +10,7 @@ import pytest
 
 from climbstream.cli import main
 from climbstream.errors import ConfigError
-from climbstream.sweep import SweepConfig, run_sweep
+from climbstream.train.sweep import SweepConfig, run_sweep
 
 LANGS = ["aa", "bb", "cc", "dd"]
 

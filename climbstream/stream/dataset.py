@@ -32,20 +32,20 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from climbstream.checks import MAX_GLOBAL_BATCH, MAX_POSITION, MAX_SEED, check_int, is_number
-from climbstream.control import SharedControl
-from climbstream.corpus_view import CorpusView
-from climbstream.cursor import Cursor
+from climbstream.stream.checks import MAX_GLOBAL_BATCH, MAX_POSITION, MAX_SEED, check_int, is_number
+from climbstream.stream.control import SharedControl
+from climbstream.stream.corpus_view import CorpusView
+from climbstream.stream.cursor import Cursor
 from climbstream.errors import ConfigError, ScheduleError, StateError
-from climbstream.loader_state import stream_state_of
-from climbstream.partition import Layout, data_parallel_rank_and_size
-from climbstream.plan import Plan, plan_range
-from climbstream.process_local import PerProcess
-from climbstream.state import StreamState, stages_from_state
-from climbstream.stream_iterator import StreamIterator
-from climbstream.weight_spec import resolve_ratios
-from climbstream.weights import WEIGHT_TOTAL, integer_weights
-from climbstream.worker_exit import on_worker_exit
+from climbstream.stream.loader_state import stream_state_of
+from climbstream.stream.layout import Layout, data_parallel_rank_and_size
+from climbstream.stream.plan import Plan, plan_range
+from climbstream.storage.process_local import PerProcess
+from climbstream.stream.state import StreamState, stages_from_state
+from climbstream.stream.iterator import StreamIterator
+from climbstream.stream.weight_spec import resolve_ratios
+from climbstream.schedule.weights import WEIGHT_TOTAL, integer_weights
+from climbstream.stream.worker_exit import on_worker_exit
 from climbstream.schedule.warm import warm_kernels
 
 # Load the compiled schedule kernels here, once, so the DataLoader workers forked later
@@ -200,7 +200,7 @@ class ClimbStream(IterableDataset):
         Its batches move the consumed position, so `stream.state_dict()` (or
         `loader.state_dict()`) after a step is exact with no further call.
         """
-        from climbstream.loader import ClimbDataLoader
+        from climbstream.stream.loader import ClimbDataLoader
 
         if kwargs.setdefault("batch_size", self.local_batch) != self.local_batch:
             raise ConfigError(
@@ -482,15 +482,15 @@ class ClimbStream(IterableDataset):
 
     def heldout(self, lang: str):
         """The held-out split of `lang` in a fixed order, no mixing (an IterableDataset)."""
-        from climbstream.heldout import HeldoutStream
+        from climbstream.stream.heldout import HeldoutStream
 
         return HeldoutStream(self.corpus, lang, self.languages.index(lang) if lang in self.languages else -1,
                              self._reader_options)
 
     @classmethod
     def from_config(cls, path_or_config, **overrides) -> "ClimbStream":
-        """Build from a YAML file or a StreamConfig (see climbstream/config.py)."""
-        from climbstream.config import StreamConfig
+        """Build from a YAML file or a StreamConfig (see climbstream/stream/config.py)."""
+        from climbstream.stream.config import StreamConfig
 
         config = path_or_config if isinstance(path_or_config, StreamConfig) else StreamConfig.from_yaml(path_or_config)
         return cls(**{**config.dataset_kwargs(), **overrides})

@@ -137,7 +137,7 @@ class FolderCorpus:
 
     def __init__(self, path: str, text_field: str = "text", text_unit: str = "paragraph",
                  id_field: str = "id", langs: list[str] | None = None):
-        from climbstream.formats.table_input import is_saved_dataset, name_of, saved_dataset_files
+        from climbstream.prepare.table_input import is_saved_dataset, name_of, saved_dataset_files
 
         if text_unit not in TEXT_UNITS:
             raise ConfigError(f"text unit must be one of {list(TEXT_UNITS)}, got {text_unit!r}")
@@ -199,7 +199,7 @@ class FolderCorpus:
             elif kind == "jsonl":
                 yield from self._jsonl(rel, full)
             else:
-                from climbstream.formats.table_input import table_rows
+                from climbstream.prepare.table_input import table_rows
 
                 yield from self._rows(rel, full, table_rows(full, self.text_field, self.id_field))
 

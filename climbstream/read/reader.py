@@ -39,13 +39,13 @@ from typing import Any
 import numpy as np
 
 from climbstream.errors import ConfigError, ManifestError
-from climbstream.formats.byte_sources import ByteSource, FileSource, HeldSource, RangeSource
+from climbstream.read.byte_sources import ByteSource, FileSource, HeldSource, RangeSource
 from climbstream.formats.manifest import Manifest, ShardInfo, inside_root
 from climbstream.formats.mds import ShardFormatError
-from climbstream.formats.mds_samples import MdsSamples
-from climbstream.formats.read_modes import READ_MODES, VERIFY_MODES, choose_read_mode, largest_stored_bytes, unpack_of
-from climbstream.formats.tar_samples import TarSamples
-from climbstream.process_local import PerProcess
+from climbstream.read.mds_samples import MdsSamples
+from climbstream.read.read_modes import READ_MODES, VERIFY_MODES, choose_read_mode, largest_stored_bytes, unpack_of
+from climbstream.read.tar_samples import TarSamples
+from climbstream.storage.process_local import PerProcess
 from climbstream.storage.urls import is_remote, local_path
 
 log = logging.getLogger(__name__)

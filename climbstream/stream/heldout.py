@@ -41,7 +41,7 @@ class HeldoutStream(IterableDataset):
         return HeldoutStream(self.corpus, self.lang, self.lang_id, self._reader_options, max_samples)
 
     def __iter__(self) -> Iterator[dict]:
-        from climbstream.formats.reader import open_reader
+        from climbstream.read.reader import open_reader
 
         options = dict(self._reader_options)
         reader = open_reader(self.corpus.manifest_of(self.lang), **options)

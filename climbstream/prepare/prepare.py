@@ -27,13 +27,13 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from climbstream.errors import ConfigError
-from climbstream.formats.corpus import Corpus
+from climbstream.prepare.corpus import Corpus
 from climbstream.formats.manifest import MANIFEST_NAME, MANIFEST_VERSION, Manifest, to_json
 from climbstream.storage.urls import is_remote
-from climbstream.formats.packing import Packer, is_heldout
-from climbstream.formats.parts import PART_KEY, assign_parts, parse_part, part_manifest_name
-from climbstream.formats.tokenizer import ByteTokenizer
-from climbstream.formats.writers import open_split_writer, token_dtype
+from climbstream.prepare.packing import Packer, is_heldout
+from climbstream.prepare.parts import PART_KEY, assign_parts, parse_part, part_manifest_name
+from climbstream.prepare.tokenizer import ByteTokenizer
+from climbstream.prepare.writers import open_split_writer, token_dtype
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from climbstream.checks import MAX_GLOBAL_BATCH, MAX_POSITION, MAX_SEED
+from climbstream.stream.checks import MAX_GLOBAL_BATCH, MAX_POSITION, MAX_SEED
 from climbstream.errors import StateError
 from climbstream.schedule.schedule import ALGORITHM_VERSION
-from climbstream.weights import WEIGHT_TOTAL
+from climbstream.schedule.weights import WEIGHT_TOTAL
 
 STATE_VERSION = 1
 _FIELDS = ("version", "algorithm_version", "seed", "manifest_fingerprint", "global_batch", "position", "stages")

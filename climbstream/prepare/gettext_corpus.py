@@ -19,7 +19,7 @@ from typing import Iterator
 import numpy as np
 
 from climbstream.errors import ConfigError
-from climbstream.formats.corpus import Corpus, Document
+from climbstream.prepare.corpus import Corpus, Document
 
 log = logging.getLogger(__name__)
 

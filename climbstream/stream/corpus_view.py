@@ -88,7 +88,7 @@ class CorpusView:
 
     def open_readers(self, **options) -> "CorpusReader":
         """Readers for every source; call inside the process that reads (after fork)."""
-        from climbstream.formats.reader import open_reader
+        from climbstream.read.reader import open_reader
 
         return CorpusReader(self, [open_reader(m, **options) for m in self.manifests])
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from climbstream.cursor import Cursor
+from climbstream.stream.cursor import Cursor
 from climbstream.errors import ConfigError
 
 METRIC_NAMES = ("wait_s", "hit_weighted", "bytes_downloaded", "samples")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from climbstream.formats.byte_sources import ByteSource
+from climbstream.read.byte_sources import ByteSource
 from climbstream.formats.manifest import ShardInfo
 from climbstream.formats.mds import MdsHeader, decode_column, header_prefix_bytes, parse_header
-from climbstream.formats.read_modes import stored_bytes
+from climbstream.read.read_modes import stored_bytes
 
 
 class MdsSamples:

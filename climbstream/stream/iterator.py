@@ -22,9 +22,9 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from climbstream.cursor import Cursor
+from climbstream.stream.cursor import Cursor
 from climbstream.errors import EpochCapError, StateError
-from climbstream.plan import Plan, plan_range
+from climbstream.stream.plan import Plan, plan_range
 
 log = logging.getLogger(__name__)
 

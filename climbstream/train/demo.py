@@ -28,8 +28,8 @@ DEMO_MAX_BYTES = 600_000
 def ensure_gettext_corpus(out: str, *, seq_len: int = DEMO_SEQ_LEN, max_bytes_per_lang: int = DEMO_MAX_BYTES,
                           progress: bool = False, locale_dir: str = "/usr/share/locale") -> str:
     """Prepare the demo corpus at `out` unless a manifest is already there; returns `out`."""
-    from climbstream.formats.gettext_corpus import catalog_sizes, gettext_corpus
-    from climbstream.formats.prepare import prepare
+    from climbstream.prepare.gettext_corpus import catalog_sizes, gettext_corpus
+    from climbstream.prepare.prepare import prepare
 
     if os.path.exists(os.path.join(out, MANIFEST_NAME)):
         return out

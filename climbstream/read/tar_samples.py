@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from climbstream.errors import ConfigError, ManifestError
-from climbstream.formats.byte_sources import ByteSource
+from climbstream.read.byte_sources import ByteSource
 from climbstream.formats.manifest import ShardInfo
 from climbstream.formats.wds import token_offset
 

@@ -1,0 +1,12 @@
+"""The write side: raw text (or shards written elsewhere) to a prepared corpus and its manifest.
+
+- prepare.py        prepare(): documents -> tokens -> packed samples -> shards + manifest
+- corpus.py         Corpus inputs: folders of text, JSONL, compressed text; Document
+- gettext_corpus.py the machine's gettext catalogs as a multilingual corpus
+- table_input.py    Parquet / Arrow tables, saved datasets, --lang-field
+- tokenizer.py      byte-level and tokenizer.json tokenizers
+- packing.py        documents packed into fixed-length samples; the held-out rule
+- writers.py        MDS and tar split writers
+- parts.py          prepare --part i/N and the merge of part manifests
+- scan.py           a manifest for shards written by someone else (`climbstream manifest`)
+"""
