@@ -108,7 +108,7 @@ def _compressed_mode(manifest: Manifest, read_mode: str, cache_dir: str | None) 
     algorithms = ", ".join(compressed(manifest))
     if read_mode == "range":
         raise ConfigError(f"{manifest.where}: shards are compressed ({algorithms}); byte ranges of a compressed "
-                          f"shard are not samples. Use read_mode 'shard' or 'auto' with a cache_dir")
+                          f"shard are not samples. Use read_mode 'shard' or 'auto'")
     if cache_dir is None:
         raise ConfigError(f"{manifest.where}: shards are compressed ({algorithms}) and are decompressed once per "
                           f"machine into the shard cache; give a cache_dir (cache_dir: in YAML)")

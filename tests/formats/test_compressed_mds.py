@@ -61,13 +61,41 @@ def test_every_mdswriter_compression_reads_back_through_the_cache(tmp_path, comp
     assert cached == raw  # the cache holds each shard once, decompressed
 
 
-def test_compressed_shards_need_a_cache_and_refuse_range_reads(tmp_path):
+def test_without_a_cache_dir_compressed_shards_use_the_machines_default_cache(tmp_path, monkeypatch):
+    root = str(tmp_path / "corpus")
+    data = _write(root, "zstd")
+    manifest = build_manifest(root, "mds")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    reader = open_reader(manifest)
+    assert reader.mode == "shard" and reader.cache_dir == str(tmp_path / "xdg" / "climbstream")
+    np.testing.assert_array_equal(_everything(reader, manifest, "fr"), np.stack(data["fr"]).astype(np.int64))
+    reader.close()
+    raw = sorted(s.extra["raw_bytes"] for s in manifest.shards("fr"))
+    assert sorted(os.path.getsize(p) for p in (tmp_path / "xdg" / "climbstream" / "data").iterdir()) == raw
+
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    weights = {"en": 0.5, "fr": 0.3, "sw": 0.2}
+    stream = ClimbStream(root, weights, global_batch=8, seed=1, rank=0, world_size=1)
+    batch = next(iter(stream.dataloader(num_workers=1)))
+    assert batch["tokens"].shape == (8, SEQ)
+    assert os.listdir(tmp_path / "home" / ".cache" / "climbstream" / "data")  # decompressed there
+    given = tmp_path / "given"
+    assert open_reader(manifest, cache_dir=str(given)).cache_dir == str(given)  # an explicit one wins
+
+
+def test_the_default_cache_follows_xdg_and_home():
+    from climbstream.storage.cache_location import default_cache_dir
+
+    assert default_cache_dir({"XDG_CACHE_HOME": "/scratch/c", "HOME": "/h"}) == "/scratch/c/climbstream"
+    assert default_cache_dir({"XDG_CACHE_HOME": "relative", "HOME": "/h"}) == "/h/.cache/climbstream"
+    assert default_cache_dir({"HOME": "/h"}) == "/h/.cache/climbstream"
+
+
+def test_compressed_shards_refuse_range_reads_and_a_cache_too_small(tmp_path):
     root = str(tmp_path / "corpus")
     _write(root, "zstd")
     manifest = build_manifest(root, "mds")
-    with pytest.raises(ConfigError, match=r"shards are compressed \(zstd\) and are decompressed once per machine "
-                                          r"into the shard cache; give a cache_dir"):
-        open_reader(manifest)
     with pytest.raises(ConfigError, match="byte ranges of a compressed shard are not samples"):
         open_reader(manifest, cache_dir=str(tmp_path / "c"), read_mode="range")
     largest_raw = max(s.extra["raw_bytes"] for lang in LANGS for s in manifest.shards(lang))

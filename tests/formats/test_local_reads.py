@@ -1,0 +1,60 @@
+"""Local shards are opened, checked and hashed once per process, not once per sample."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+import climbstream.read.reader as reader_module
+from climbstream.errors import ManifestError
+from climbstream.formats.manifest import Manifest
+from climbstream.read.reader import max_open_files, open_reader
+
+
+@pytest.fixture
+def copy_of(prepared, tmp_path):
+    fmt, manifest = prepared
+    root = str(tmp_path / "corpus")
+    shutil.copytree(manifest.root, root)
+    return Manifest.load(root)
+
+
+def test_descriptors_cover_every_languages_window_within_the_process_limit(monkeypatch):
+    assert max_open_files(3) == 128
+    assert max_open_files(100) >= 100 * 4  # K languages x a window of 4 shards each, all read per batch
+    monkeypatch.setattr(reader_module, "_descriptor_limit", lambda: 1024)
+    assert max_open_files(1000) == 512  # half the soft limit stays free for the rest of the process
+    monkeypatch.setattr(reader_module, "_descriptor_limit", lambda: 20)
+    assert max_open_files(1000) == 16
+
+
+def test_a_reopened_shard_is_not_checked_again(copy_of, monkeypatch):
+    checks, opens = [], []
+    real_check, real_open = reader_module.inside_root, os.open
+    monkeypatch.setattr(reader_module, "inside_root", lambda *a: checks.append(a[0]) or real_check(*a))
+    monkeypatch.setattr(reader_module.os, "open", lambda p, *a: opens.append(p) or real_open(p, *a))
+    reader = open_reader(copy_of)
+    reader.read("aa", "train", 0, 0)
+    reader._max_open_files = 1  # every switch between the two shards reopens one
+    expected = [reader.read("aa", "train", s, 1).copy() for s in (0, 1)]
+    for _ in range(5):
+        for s in (0, 1):
+            np.testing.assert_array_equal(reader.read("aa", "train", s, 1), expected[s])
+    assert len(opens) == 12  # the descriptor was dropped and reopened ...
+    assert sorted(set(checks)) == sorted(checks) and len(checks) == 2  # ... but each shard checked once
+    reader.close()
+
+
+def test_a_shard_swapped_for_an_outside_link_after_its_check_is_refused_in_a_new_process(copy_of, tmp_path):
+    """The check is per process: a fresh reader (or worker) checks the link again."""
+    shard = copy_of.shards("aa", "train")[0]
+    assert open_reader(copy_of).read("aa", "train", 0, 0).shape == (copy_of.seq_len,)
+    outside = tmp_path / "elsewhere.bin"
+    shutil.copyfile(shard.url, outside)
+    os.remove(shard.url)
+    os.symlink(outside, shard.url)
+    with pytest.raises(ManifestError, match="outside the corpus folder"):
+        open_reader(copy_of).read("aa", "train", 0, 0)
