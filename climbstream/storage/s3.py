@@ -26,6 +26,7 @@ from typing import Any
 from climbstream.errors import ConfigError, StorageError
 from climbstream.storage.process_local import PerProcess
 from climbstream.storage.options import StorageOptions
+from climbstream.storage.redact import remember_secrets
 from climbstream.storage.store import ObjectStore, check_length, check_range
 from climbstream.storage.urls import join_url
 from climbstream.storage.retry import AccessDeniedError, ObjectNotFoundError
@@ -76,6 +77,7 @@ def _session(o: StorageOptions):
             import boto3
         except ImportError as exc:
             raise ConfigError("s3:// URLs need boto3: pip install 'climbstream[s3]'") from exc
+        remember_secrets(o.secret_access_key, o.session_token)  # masked in logs (storage/redact.py)
         session = _sessions[key] = boto3.session.Session(
             aws_access_key_id=o.access_key_id, aws_secret_access_key=o.secret_access_key,
             aws_session_token=o.session_token, region_name=o.region,
