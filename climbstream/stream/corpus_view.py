@@ -75,8 +75,12 @@ class CorpusView:
         parts = sorted(m.fingerprint() for m in self.manifests)
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
-    def orders(self, seed: int, window_shards: int) -> list:
-        """One LanguageOrder per language, keyed by the language name (not its index)."""
+    def orders(self, seed: int, window_shards: int, partitions: int = 1) -> list:
+        """One LanguageOrder per language, keyed by the language name (not its index).
+
+        With `partitions` P >= 2 the list is a PartitionedOrders, which `plan_range` reads
+        as the partitioned order (docs/schedule.md); P = 1 is the unpartitioned order.
+        """
         from climbstream.schedule.order import LanguageOrder, language_key
 
         orders = []
@@ -84,7 +88,12 @@ class CorpusView:
             counts = [int(s.samples) for s in self._shards[n]]
             orders.append(LanguageOrder(seed, language_key(n), counts, window_shards) if sum(counts)
                           else EmptyOrder(n))
-        return orders
+        if partitions == 1:
+            return orders
+        from climbstream.schedule.partitioned import PartitionedOrders
+
+        return PartitionedOrders(orders, [[int(s.samples) for s in self._shards[n]] for n in self.languages],
+                                 [language_key(n) for n in self.languages], seed, window_shards, partitions)
 
     def open_readers(self, **options) -> "CorpusReader":
         """Readers for every source; call inside the process that reads (after fork)."""

@@ -2,7 +2,10 @@
 
 `plan_range` composes the schedule (which language, and its k-th occurrence) with each
 language's order (which shard and sample that k-th draw is). It is pure, so the dataset,
-`climbstream inspect` and the tests all see the same answer.
+`climbstream inspect` and the tests all see the same answer. Under a partitioned order
+(`orders` is a climbstream.schedule.partitioned.PartitionedOrders, P >= 2) the same draws
+are arranged so that each partition's slice of a global batch holds that partition's
+samples; `owner` then says which partition owns each position's sample.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ class Plan:
     shard: np.ndarray  # int64: index into that language's train shard list
     index: np.ndarray  # int64: sample index inside the shard
     epoch: np.ndarray  # int64: the language's epoch this draw belongs to
+    owner: np.ndarray | None = None  # int64: partition owning the sample (None: unpartitioned)
 
     def __len__(self) -> int:
         return len(self.lang)
@@ -42,6 +46,9 @@ class Plan:
 
 def plan_range(schedule, orders: Sequence, start: int, stop: int) -> Plan:
     """Plan positions [start, stop): `schedule.lookup_range` then each language's order."""
+    if getattr(orders, "partitions", 1) > 1:
+        lang, k, shard, index, epoch, owner = orders.plan_arrays(schedule, start, stop)
+        return Plan(start, np.asarray(lang, dtype=np.int32), k, shard, index, epoch, owner)
     lang, k = schedule.lookup_range(start, stop)
     lang = np.asarray(lang, dtype=np.int32)
     k = np.asarray(k, dtype=np.int64)
