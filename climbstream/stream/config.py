@@ -12,6 +12,8 @@ file and the closest known key. Sizes accept "512MB"/"4GiB"-style strings.
     storage: {endpoint_url: http://127.0.0.1:9000, region: us-east-1}
     verify: auto                      # auto | sha256 (range reads refused) | size
     columns: [id]                     # other MDS columns added to each sample (default none)
+    partitions: 16                    # partitioned order: node n reads its own shards (default:
+                                      # the node count when known, else 1; docs/schedule.md)
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class StreamConfig:
     verify: str = "auto"
     columns: list | None = None
     ranks_per_node: int | None = None
+    partitions: int | None = None
     where: str = "config"
 
     def __post_init__(self) -> None:
@@ -96,6 +99,10 @@ class StreamConfig:
         if not isinstance(self.storage, dict):
             raise ConfigError(f"{w}: storage: expected a mapping of storage options")
         self.cache_limit = parse_size(self.cache_limit, f"{w}: cache_limit")
+        if self.partitions is not None and (isinstance(self.partitions, bool) or not isinstance(self.partitions, int)
+                                            or self.partitions < 1):
+            raise ConfigError(f"{w}: partitions: expected a positive integer (1 = unpartitioned), got "
+                              f"{self.partitions!r}")
 
     def __repr__(self) -> str:
         from climbstream.storage.options import masked
@@ -152,6 +159,7 @@ class StreamConfig:
             storage=storage, epoch_cap=self.epoch_cap, on_epoch_cap=self.on_epoch_cap,
             window_shards=self.window_shards, stop_position=self.stop_position, verify=self.verify,
             columns=self.columns, ranks_per_node=self.ranks_per_node,
+            **({} if self.partitions is None else {"partitions": self.partitions}),
         )
 
 

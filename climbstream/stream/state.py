@@ -1,7 +1,9 @@
 """The dataset state that goes into a checkpoint (format in docs/interfaces.md).
 
 `{version, algorithm_version, seed, manifest_fingerprint, global_batch, position, stages}`
-where stages are `[{start, weights: {NAME: int}}]` with integer weights summing to 2**32.
+where stages are `[{start, weights: {NAME: int}}]` with integer weights summing to 2**32,
+plus `partitions` (P of the partitioned order, fixed for the run like the seed) when it is
+not 1: a state without it is P = 1, so states saved before it existed replay unchanged.
 `algorithm_version` names the schedule and order algorithms: a state written by another
 algorithm would give another stream, so loading it is refused rather than silently
 producing different samples.
@@ -20,6 +22,7 @@ from climbstream.schedule.schedule import ALGORITHM_VERSION
 from climbstream.schedule.weights import WEIGHT_TOTAL
 
 STATE_VERSION = 1
+MAX_PARTITIONS = 2**20
 _FIELDS = ("version", "algorithm_version", "seed", "manifest_fingerprint", "global_batch", "position", "stages")
 
 
@@ -34,10 +37,14 @@ class StreamState:
     stages: list[dict]
     version: int = STATE_VERSION
     algorithm_version: int = ALGORITHM_VERSION
+    partitions: int = 1
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict."""
-        return {name: getattr(self, name) for name in _FIELDS}
+        out = {name: getattr(self, name) for name in _FIELDS}
+        if self.partitions != 1:
+            out["partitions"] = self.partitions
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping, where: str = "state") -> "StreamState":
@@ -63,8 +70,12 @@ class StreamState:
         stages = data["stages"]
         if not isinstance(stages, (list, tuple)) or not all(isinstance(s, Mapping) for s in stages):
             raise StateError(f"{where}.stages: expected a list of {{start, weights}} mappings, got {stages!r}")
+        partitions = _integer(data, "partitions", where, 1, MAX_PARTITIONS) if "partitions" in data else 1
+        if global_batch % partitions:
+            raise StateError(f"{where}.partitions: {partitions} does not divide global_batch {global_batch}; "
+                             f"the state is damaged (a run's P always divides its global batch)")
         return cls(seed=seed, manifest_fingerprint=str(data["manifest_fingerprint"]), global_batch=global_batch,
-                   position=position, stages=[dict(s) for s in stages])
+                   position=position, stages=[dict(s) for s in stages], partitions=partitions)
 
 
 def _integer(data: Mapping, key: str, where: str, low: int, high: int) -> int:
