@@ -28,9 +28,12 @@ from climbstream.schedule.parts import check_partitions
 def default_partitions(world_size: int | None, ranks_per_node: int | None) -> int:
     """The first run's node count where the constructor can tell it, else 1.
 
-    Known: an explicit world_size and ranks_per_node, or torchrun's WORLD_SIZE and
-    LOCAL_WORLD_SIZE. Otherwise 1 (the unpartitioned order): set `partitions` to be sure.
+    Known: ranks_per_node (or torchrun's LOCAL_WORLD_SIZE) and the world size (explicit,
+    torch.distributed's, or WORLD_SIZE). Otherwise 1 (the unpartitioned order): set
+    `partitions` to be sure.
     """
+    if world_size is None:
+        world_size = _distributed_world_size()
     if world_size is None:
         env = os.environ.get("WORLD_SIZE", "")
         world_size = int(env) if env.isdigit() else None
@@ -40,6 +43,14 @@ def default_partitions(world_size: int | None, ranks_per_node: int | None) -> in
     if not world_size or not ranks_per_node or world_size % ranks_per_node:
         return 1
     return world_size // ranks_per_node
+
+
+def _distributed_world_size() -> int | None:
+    try:
+        import torch.distributed as dist
+    except ImportError:
+        return None
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else None
 
 
 def resolve_partitions(partitions, global_batch: int, world_size: int | None, ranks_per_node: int | None) -> int:
