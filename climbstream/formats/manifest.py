@@ -9,7 +9,9 @@ s3:// prefix) and follows the contract in interfaces.md:
     SHARD = {path (relative to the manifest), samples, tokens, bytes, sha256, ...}
 
 Extra fields are allowed and kept (per-shard byte offsets for range reads, dropped tail
-tokens, corpus totals). Loading validates everything the dataset relies on, so a bad
+tokens, corpus totals). A shard may list `sample_sums: {path, bytes, sha256}`, the sidecar
+of per-sample checksums that verifies its range reads (formats/sample_sums.py); manifests
+without it (written before it existed) stay valid at the same version, read unverified. Loading validates everything the dataset relies on, so a bad
 manifest fails here with the file and key named, not later inside a DataLoader worker.
 """
 
@@ -147,9 +149,12 @@ class Manifest:
         """sha256 of the canonical JSON of languages, format, seq_len and tokenizer.
 
         Two manifests with equal fingerprints describe the same samples in the same places;
-        the dataset state stores it to refuse resuming on changed data.
+        the dataset state stores it to refuse resuming on changed data. Shards' `sample_sums`
+        entries are left out: recording checksums (rerunning 'manifest' on an older corpus)
+        changes no sample, so a run resumes on the new manifest.
         """
         core = {k: self._data[k] for k in ("languages", "format", "seq_len", "tokenizer")}
+        core["languages"] = _without_sums(core["languages"])
         text = json.dumps(core, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -169,6 +174,13 @@ class Manifest:
 
 
 CHECKSUM_KEY = "content_sha256"
+SAMPLE_SUMS_KEY = "sample_sums"
+
+
+def _without_sums(languages: dict) -> dict:
+    return {lang: {k: ([{f: v for f, v in s.items() if f != SAMPLE_SUMS_KEY} for s in v]
+                       if k in SPLITS and isinstance(v, list) else v) for k, v in entry.items()}
+            for lang, entry in languages.items()}
 
 
 def content_sha256(data: dict) -> str:
@@ -360,6 +372,13 @@ def _validate_shard(shard: Any, where: str, key: str, seq_len: int) -> None:
         raise ManifestError(
             f"{where}: {key}.sha256 ({path}) must be 64 lowercase hex digits, got {sha!r}"
         )
+    sums = shard.get(SAMPLE_SUMS_KEY)
+    if sums is not None:  # the sidecar of per-sample checksums (formats/sample_sums.py)
+        if not isinstance(sums, dict) or not isinstance(sums.get("path"), str) \
+                or sums["path"] != f"{path}.sums" or not _SHA256.match(str(sums.get("sha256"))):
+            raise ManifestError(f"{where}: {key}.{SAMPLE_SUMS_KEY} ({path}) must be {{path: '{path}.sums', bytes, "
+                                f"sha256}}, got {sums!r}; rerun 'climbstream manifest'")
+        _int(sums.get("bytes"), where, f"{key}.{SAMPLE_SUMS_KEY}.bytes ({path})", minimum=1)
     if shard.get("compression") is not None:  # bytes and sha256 are the compressed file's
         if not isinstance(shard["compression"], str):
             raise ManifestError(f"{where}: {key}.compression ({path}) must be a codec name, got "

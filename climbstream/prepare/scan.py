@@ -5,7 +5,9 @@ given); a shard is held out when any folder on its path is `heldout`, `val` or
 `validation`, else it is training data. MDS shards are found through their `index.json`
 files, tar shards by name (`*.tar`). Every shard is read once: each sample's token array
 is checked to have exactly `seq_len` tokens (taken from the first sample unless given),
-the shard is hashed, and the byte offsets that range reads need are recorded.
+the shard is hashed, and the byte offsets that range reads need are recorded, with the
+per-sample checksums that verify them (`<shard>.sums` beside each uncompressed shard,
+formats/sample_sums.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from climbstream.errors import ConfigError, ManifestError
+from climbstream.formats import sample_sums
 from climbstream.formats.manifest import MANIFEST_NAME, MANIFEST_VERSION, Manifest, inside_root, to_json
 from climbstream.storage.urls import is_remote, local_path
 from climbstream.formats.mds import ShardFormatError, decode_column, parse_header
@@ -28,6 +31,7 @@ from climbstream.formats.wds import encode_offsets, scan_tar
 
 log = logging.getLogger(__name__)
 
+_SUMS = "_sample_sums_blob"  # an entry's sidecar bytes, until build_manifest writes them
 HELDOUT_NAMES = ("heldout", "val", "validation")
 
 
@@ -97,8 +101,11 @@ def _mds_entry(path: str, rel: str, expected_samples: int, column: str, checker:
         checker.check(decode_column(view[start:end], header, column, f"{rel} sample {j}"), rel, j)
     entry = {"path": rel, "samples": header.num_samples, "bytes": len(data),
              "sha256": hashlib.sha256(data).hexdigest(), "header_bytes": header.header_bytes}
-    if compression:
+    if compression:  # read through the cache only, never by ranges: no sums needed
         entry.update(compression=compression, raw_bytes=len(raw))
+    else:
+        ranges = [header.sample_range(j) for j in range(header.num_samples)]
+        entry[_SUMS] = sample_sums.of_ranges(data, ranges, header.header_bytes)
     return entry
 
 
@@ -112,10 +119,18 @@ def _tar_entry(path: str, rel: str, column: str, checker: _Checker) -> dict:
     for j, s in enumerate(samples):
         tokens = np.frombuffer(data, np.dtype(s.dtype), count=s.length, offset=s.data_offset)
         checker.check(tokens, rel, j)
+    ranges = [(s.data_offset, s.data_offset + s.length * np.dtype(s.dtype).itemsize) for s in samples]
     return {"path": rel, "samples": len(samples), "bytes": len(data),
             "sha256": hashlib.sha256(data).hexdigest(),
             "tokens_dtype": dtypes.pop() if dtypes else "<u2",
-            "token_offsets": encode_offsets([s.data_offset for s in samples])}
+            "token_offsets": encode_offsets([s.data_offset for s in samples]),
+            _SUMS: sample_sums.of_ranges(data, ranges)}
+
+
+def _write_file(path: str, data: bytes) -> None:
+    with open(path + ".tmp", "wb") as f:
+        f.write(data)
+    os.replace(path + ".tmp", path)
 
 
 def _shards(files: list[str], fmt: str, fetch) -> Iterator[tuple[str, int | None, str | None]]:
@@ -194,6 +209,14 @@ def build_manifest(root: str, fmt: str, lang_map: dict[str, str] | None = None, 
             path = fetch(rel)
             entry = (_mds_entry(path, rel, expected, column, checker, compression) if fmt == "mds"
                      else _tar_entry(path, rel, column, checker))
+            blob = entry.pop(_SUMS, None)
+            if blob is not None and write:  # beside the shard; listed only once written
+                sums_url = f"{root}/{rel}{sample_sums.SUFFIX}"
+                if remote:
+                    store.put_bytes(blob, sums_url)
+                else:
+                    _write_file(os.path.join(root, *rel.split("/")) + sample_sums.SUFFIX, blob)
+                entry["sample_sums"] = sample_sums.sidecar_entry(rel, blob)
             languages.setdefault(lang, {"train": [], "heldout": []})[split_of(rel)].append(entry)
     for entry in languages.values():
         for split in ("train", "heldout"):

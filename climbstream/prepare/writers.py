@@ -3,7 +3,8 @@
 MDS goes through `streaming.MDSWriter` and tar through `webdataset.ShardWriter`, so their
 readers read our shards. Each writer cuts shards by sample count (fixed-length samples
 make a byte budget an exact sample count) and, when finished, returns the manifest's
-SHARD entries with sha256 and the byte offsets that range reads need.
+SHARD entries with sha256, the byte offsets that range reads need and the per-sample
+checksums that verify them (`<shard>.sums`, formats/sample_sums.py).
 
 Layout under the corpus root: `<lang>/<split>/shard.00000.mds` + `index.json` (MDS) or
 `<lang>/<split>/shard-000000.tar` (tar), with tar keys `<lang>-<split>-<shard:06d>-<index:07d>`.
@@ -116,10 +117,23 @@ def mds_shard_entries(folder: str, rel: str, seq_len: int) -> list[dict]:
             head += f.read(max(0, first - len(head)))
         size = os.path.getsize(path)
         header = parse_header(head, path, shard["samples"], size)
+        ranges = [header.sample_range(j) for j in range(header.num_samples)]
         entries.append({"path": f"{rel}/{name}", "samples": shard["samples"],
                         "tokens": shard["samples"] * seq_len, "bytes": size,
-                        "sha256": file_sha256(path), "header_bytes": header.header_bytes})
+                        "sha256": file_sha256(path), "header_bytes": header.header_bytes,
+                        "sample_sums": write_sample_sums(path, f"{rel}/{name}", ranges, header.header_bytes)})
     return entries
+
+
+def write_sample_sums(path: str, rel: str, ranges: list[tuple[int, int]], header_bytes: int = 0) -> dict:
+    """Write `<path>.sums` (formats/sample_sums.py: what verifies range reads); its manifest entry."""
+    from climbstream.formats import sample_sums
+
+    with open(path, "rb") as f:
+        blob = sample_sums.of_ranges(f.read(), ranges, header_bytes)
+    with open(path + sample_sums.SUFFIX, "wb") as f:
+        f.write(blob)
+    return sample_sums.sidecar_entry(rel, blob)
 
 
 class WdsSplitWriter(SplitWriter):
@@ -165,10 +179,12 @@ def tar_shard_entry(path: str, rel: str, seq_len: int, tokens_ext: str = "tokens
         if s.length != seq_len:
             raise ShardFormatError(f"{path}: sample {i} ({s.key!r}) has {s.length} tokens, expected "
                                    f"seq_len {seq_len}; every sample must be packed to seq_len")
+    ranges = [(s.data_offset, s.data_offset + s.length * np.dtype(s.dtype).itemsize) for s in samples]
     return {"path": rel, "samples": len(samples), "tokens": len(samples) * seq_len,
             "bytes": os.path.getsize(path), "sha256": file_sha256(path),
             "tokens_dtype": dtypes.pop() if dtypes else "<u2",
-            "token_offsets": encode_offsets([s.data_offset for s in samples])}
+            "token_offsets": encode_offsets([s.data_offset for s in samples]),
+            "sample_sums": write_sample_sums(path, rel, ranges)}
 
 
 def open_split_writer(fmt: str, root: str, lang: str, split: str, seq_len: int, dtype: np.dtype,

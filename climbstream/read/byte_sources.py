@@ -15,12 +15,19 @@ from typing import Callable
 
 from climbstream.formats.manifest import ShardInfo
 from climbstream.formats.mds import ShardFormatError
+from climbstream.formats.sample_sums import SampleSums, checksum
+from climbstream.storage.retry import IntegrityError, SuspectBytes
+
+
+HEADER = -1  # `sample` of a read that fetches an MDS shard's header
 
 
 class ByteSource:
     info: ShardInfo
 
-    def read(self, start: int, end: int) -> bytes:
+    def read(self, start: int, end: int, sample: int | None = None) -> bytes:
+        """Bytes [start, end) of the shard; `sample` says which sample they are (or HEADER),
+        so a source that can check them against the shard's sample sums does."""
         raise NotImplementedError
 
     def _whole(self, start: int, end: int, data: bytes) -> bytes:
@@ -58,7 +65,7 @@ class HeldSource(ByteSource):
         stack.callback(view.close)
         return cls(view, info)
 
-    def read(self, start: int, end: int) -> bytes:
+    def read(self, start: int, end: int, sample: int | None = None) -> bytes:
         return self._whole(start, end, self.view[start:end])
 
 
@@ -68,7 +75,7 @@ class FileSource(ByteSource):
     def __init__(self, path: str, info: ShardInfo, fd: int | None = None):
         self.path, self.info, self.fd = path, info, fd
 
-    def read(self, start: int, end: int) -> bytes:
+    def read(self, start: int, end: int, sample: int | None = None) -> bytes:
         if self.fd is None:
             with open(self.path, "rb", buffering=0) as f:
                 data = os.pread(f.fileno(), end - start, start)
@@ -78,12 +85,46 @@ class FileSource(ByteSource):
 
 
 class RangeSource(ByteSource):
-    """Byte-range requests to the store; `count(n)` is told of the bytes each one fetched."""
+    """Byte-range requests to the store; `count(n)` is told of the bytes each one fetched.
 
-    def __init__(self, store, info: ShardInfo, count: Callable[[int], None]):
-        self.store, self.info, self.count = store, info, count
+    With the shard's `sums` (formats/sample_sums.py), a read of a sample or of the header
+    is checked against them; a mismatch or a short answer is fetched again under the
+    store's retry policy, like a corrupted download, and one on every attempt is an
+    IntegrityError naming the shard and the sample. Without sums, bytes are returned as
+    they came (the reader warns about unverified ranges once per corpus).
+    """
 
-    def read(self, start: int, end: int) -> bytes:
+    def __init__(self, store, info: ShardInfo, count: Callable[[int], None], sums: SampleSums | None = None):
+        self.store, self.info, self.count, self.sums = store, info, count, sums
+
+    def read(self, start: int, end: int, sample: int | None = None) -> bytes:
+        if self.sums is None or sample is None:
+            return self._fetch(start, end)
+        if sample == HEADER:
+            expected, what, stop = self.sums.header_sum, "header", max(end, self.sums.header_bytes)
+            if start != 0:
+                raise ValueError("a header read starts at byte 0")
+        else:
+            expected, what, stop = self.sums.sample(sample), f"sample {sample}", end
+
+        def attempt() -> bytes:
+            try:
+                data = self._fetch(start, stop)
+            except ShardFormatError as err:  # cut short in transit
+                raise SuspectBytes(IntegrityError(str(err))) from None
+            covered = data[:self.sums.header_bytes] if sample == HEADER else data
+            got = checksum(covered)
+            if got != expected:
+                raise SuspectBytes(IntegrityError(
+                    f"{self.info.where} {what}: checksum mismatch in bytes {start}..{start + len(covered)} "
+                    f"(crc32 expected {expected:08x}, got {got:08x}); the store or the network corrupts "
+                    f"the answer, or the shard changed after the manifest was written (then rerun "
+                    f"'climbstream manifest')"))
+            return data[:end - start]
+
+        return self.store.retried("read", self.info.url, attempt)
+
+    def _fetch(self, start: int, end: int) -> bytes:
         data = self.store.read_bytes(self.info.url, start, end)
         self.count(len(data))
         if len(data) != end - start:

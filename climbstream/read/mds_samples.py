@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from climbstream.read.byte_sources import ByteSource
+from climbstream.read.byte_sources import HEADER, ByteSource
 from climbstream.formats.manifest import ShardInfo
 from climbstream.formats.mds import MdsHeader, decode_column, header_prefix_bytes, parse_header
 from climbstream.read.read_modes import stored_bytes
@@ -27,7 +27,7 @@ class MdsSamples:
         if header is None:
             header = self._headers[info.url] = self._header(info, source)
         start, end = header.sample_range(index)
-        sample, where = source.read(start, end), f"{info.where} sample {index}"
+        sample, where = source.read(start, end, index), f"{info.where} sample {index}"
         extra = {name: column_value(decode_column(sample, header, name, where)) for name in columns}
         return decode_column(sample, header, self.tokens_field, where).reshape(-1), extra
 
@@ -35,10 +35,10 @@ class MdsSamples:
     def _header(info: ShardInfo, source: ByteSource) -> MdsHeader:
         stored = stored_bytes(info)
         size = info.extra.get("header_bytes") or header_prefix_bytes(info.samples) + 4096
-        head = source.read(0, min(size, stored))
+        head = source.read(0, min(size, stored), HEADER)
         first = int(np.frombuffer(head[4:8], np.uint32)[0]) if len(head) >= 8 else 0
         if len(head) < first <= stored:
-            head = source.read(0, first)
+            head = source.read(0, first, HEADER)
         return parse_header(head, info.where, info.samples, stored)
 
 

@@ -4,8 +4,10 @@
 choice is the same in every worker and can be tested without a store: local corpora are
 read in place; compressed shards only through the cache; remote corpora through the
 cache when it holds every shard in use (K languages x (2 x prefetch depth + 1) per
-reader), else by ranges. Range reads cannot be hashed (one sha256 per shard), so they
-are refused under verify="sha256" and warned about once per corpus under "auto".
+reader), else by ranges. Range reads are checked sample by sample against the shards'
+sample sums (crc32, formats/sample_sums.py) under verify="auto"; they are refused under
+verify="sha256", and warned about once per corpus under "auto" when the manifest predates
+sample sums.
 """
 
 from __future__ import annotations
@@ -37,9 +39,14 @@ def choose_read_mode(manifest: Manifest, read_mode: str, verify: str, cache_dir:
         mode = "local"
     else:
         mode = _pick_remote_mode(manifest, read_mode, cache_dir, cache_limit_bytes, shards_in_use)
-    if mode == "range" and verify != "size":
+    if mode == "range" and verify != "size" and (verify == "sha256" or not has_sample_sums(manifest)):
         _unverified_ranges(manifest, verify, read_mode)
     return mode
+
+
+def has_sample_sums(manifest: Manifest) -> bool:
+    """Every shard lists its sample sums: range reads of the corpus are checked sample by sample."""
+    return all(s.extra.get("sample_sums") for s in _all_shards(manifest))
 
 
 _WARNED_RANGES: set[str] = set()
@@ -54,8 +61,9 @@ def _unverified_ranges(manifest: Manifest, verify: str, read_mode: str) -> None:
                           f"with room for whole shards (read_mode='shard', hashed on download), or verify='auto'")
     if manifest.root not in _WARNED_RANGES:
         _WARNED_RANGES.add(manifest.root)
-        log.warning("%s: %s; byte-range reads are not hashed (only whole shards can be). For verified reads "
-                    "give a cache_dir with room for whole shards; verify='size' silences this", manifest.where, why)
+        log.warning("%s: %s; byte-range reads are not hashed: this manifest lists no per-sample checksums (it "
+                    "predates them). For verified reads rerun 'climbstream manifest' on the corpus, or give a "
+                    "cache_dir with room for whole shards; verify='size' silences this", manifest.where, why)
 
 
 def _pick_remote_mode(manifest: Manifest, read_mode: str, cache_dir: str | None,

@@ -64,10 +64,11 @@ def open_reader(manifest: Manifest, cache_dir: str | None = None, cache_limit_by
     """A SampleReader for `manifest`; see the module docstring for the read modes.
 
     `verify`: "auto" hashes each local shard once per process before its first read
-    (downloads are always hashed by the cache); byte-range reads cannot be hashed (the
-    manifest has one sha256 per shard), so when "auto" ends up reading ranges it logs a
-    warning saying how to get verified reads. "sha256" is the same but refuses range
-    reads. "size" checks sizes and headers only. Hashing costs one sequential read of each
+    (downloads are always hashed by the cache) and checks each byte-range read against the
+    shard's sample sums (crc32 per sample, formats/sample_sums.py); a manifest written
+    before sums existed has none, so when "auto" reads its ranges it logs a warning saying
+    how to get verified reads. "sha256" is the same but refuses range reads (crc32 is not
+    a sha256). "size" checks sizes and headers only. Hashing costs one sequential read of each
     shard per process (sha256 ran at 1.5 GB/s here), against training on its samples.
     `readers_sharing_cache`: how many readers of
     this machine (DataLoader workers x local ranks) use the same cache at once; the
@@ -116,6 +117,7 @@ class SampleReader:
         self._verified: set[str] = set()
         self.samples.forget()
         self._store = None
+        self._range_sums = None
         self._prefetcher = None
         self._held: dict[str, ByteSource] | None = None  # url -> the cached shard's bytes, inside holding()
         self._held_stack = contextlib.ExitStack()  # releases them when the block ends
@@ -256,7 +258,17 @@ class SampleReader:
             else:
                 self._files.move_to_end(info.url)
             return FileSource(local_path(info.url), info, fd)
-        return RangeSource(self._get_store(), info, self._count_range_bytes)
+        return RangeSource(self._get_store(), info, self._count_range_bytes, self._sums_of(info))
+
+    def _sums_of(self, info: ShardInfo):
+        """The shard's sample sums when range reads are verified (not under verify='size')."""
+        if self.verify == "size":
+            return None
+        if self._range_sums is None:
+            from climbstream.read.range_sums import RangeSums
+
+            self._range_sums = RangeSums(self._get_store(), self.manifest.root, self._count_range_bytes)
+        return self._range_sums.get(info)
 
     def _count_range_bytes(self, n: int) -> None:
         self._range_bytes += n

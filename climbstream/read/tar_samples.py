@@ -30,4 +30,4 @@ class TarSamples:
                                 f"manifest with 'climbstream manifest --format wds'")
         dtype = np.dtype(info.extra.get("tokens_dtype", "<u2"))
         start = token_offset(offsets, index, info.where)
-        return np.frombuffer(source.read(start, start + self.seq_len * dtype.itemsize), dtype), {}
+        return np.frombuffer(source.read(start, start + self.seq_len * dtype.itemsize, index), dtype), {}

@@ -6,21 +6,23 @@ flipped byte, a stall longer than the read timeout. Two DataLoader workers read 
 through whole-shard downloads (verified by sha256) and through byte ranges; the samples
 must equal the local corpus's at every position (the first damaged answers include the
 manifest's own GET, which is checked by its content_sha256 and fetched again). A
-corrupted byte in a range read cannot be detected (the manifest hashes whole shards), so
-that case is the documented one:
-`verify="sha256"` refuses range reads, and `verify="auto"` warns when it reads ranges.
+corrupted byte in a range read is caught by the shard's sample sums (a crc32 per sample,
+in a sidecar the manifest lists with its sha256) and fetched again; a manifest written
+before sample sums cannot catch it, so `verify="auto"` warns when it reads its ranges and
+`verify="sha256"` refuses them.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 
 import pytest
 
 from climbstream import ClimbStream
 from climbstream.errors import ConfigError
 from tests.corpora import WEIGHTS
-from tests.s3_server import flaky_proxy, s3_bucket, s3_env, s3_server  # noqa: F401  (fixtures)
+from tests.s3_server import FlakyProxy, flaky_proxy, s3_bucket, s3_env, s3_server  # noqa: F401  (fixtures)
 
 from .helpers import by_position, read_batches
 from .test_s3 import B, s3_corpus  # noqa: F401  (fixture)
@@ -61,12 +63,91 @@ def test_a_shard_corrupted_on_every_download_is_a_named_data_error(
         read_batches(remote, 1)
 
 
-def test_range_reads_are_refused_under_verify_sha256_and_warned_about_under_auto(
+def test_range_reads_are_refused_under_verify_sha256_and_warned_about_under_auto_without_sums(
         s3_corpus, s3_bucket, tmp_path, caplog):  # noqa: F811
     with pytest.raises(ConfigError, match="verify='sha256' cannot check byte-range reads .*give a cache_dir"):
         read_batches(ClimbStream(s3_corpus, WEIGHTS, global_batch=B, rank=0, world_size=1,
                                  storage=s3_bucket.options(), verify="sha256"), 1)
-    with caplog.at_level(logging.WARNING, logger="climbstream.read.reader"):
+    with caplog.at_level(logging.WARNING, logger="climbstream.read"):
         read_batches(ClimbStream(s3_corpus, WEIGHTS, global_batch=B, rank=0, world_size=1,
                                  storage=s3_bucket.options()), 1)
-    assert "byte-range reads are not hashed" in caplog.text
+    assert "not hashed" not in caplog.text  # the corpus has sample sums: its ranges are checked
+    old = _without_sample_sums(s3_corpus, s3_bucket)
+    with caplog.at_level(logging.WARNING, logger="climbstream.read"):
+        got = read_batches(ClimbStream(old, WEIGHTS, global_batch=B, seed=3, rank=0, world_size=1,
+                                       storage=s3_bucket.options()), 2)
+    assert "byte-range reads are not hashed: this manifest lists no per-sample checksums" in caplog.text
+    want = read_batches(ClimbStream(s3_corpus, WEIGHTS, global_batch=B, seed=3, rank=0, world_size=1,
+                                    storage=s3_bucket.options()), 2)
+    assert got == want  # a manifest from before sample sums still reads, and the same stream
+
+
+def _without_sample_sums(url: str, bucket) -> str:
+    """A copy of the corpus's manifest as written before sample sums, beside the shards."""
+    import json
+
+    from climbstream.formats.manifest import Manifest, to_json
+    from climbstream.storage.registry import open_store
+
+    data = json.loads(Manifest.load(url, storage=bucket.options()).to_json())
+    data.pop("content_sha256")
+    for entry in data["languages"].values():
+        for split in ("train", "heldout"):
+            for shard in entry[split]:
+                shard.pop("sample_sums")
+    manifest_url = f"{url}/old-manifest.json"
+    open_store(url, bucket.options()).put_bytes(to_json(data).encode(), manifest_url)
+    return manifest_url
+
+
+class RandomlyCorruptingProxy(FlakyProxy):
+    """FlakyProxy that flips a byte in a seeded fraction `rate` of the GET answers for shards
+    (samples, MDS headers and sample sums alike)."""
+
+    def __init__(self, upstream_url: str, rate: float, seed: int = 0):
+        super().__init__(upstream_url)
+        self.rate, self.rng = rate, random.Random(seed)
+        self.configure(fault="corrupt", fail_first=0, only=".mds")
+
+    def _forward(self, handler) -> None:
+        with self._lock:
+            if handler.command == "GET" and ".mds" in handler.path and self.rng.random() < self.rate:
+                self.fail_first = self.failed + 1  # damage this answer (or one beside it)
+        super()._forward(handler)
+
+
+@pytest.mark.parametrize("rate,seed", [(0.01, 0), (0.05, 1)])
+def test_corrupted_range_answers_are_caught_by_sample_sums_and_fetched_again(
+        s3_corpus, s3_bucket, s3_server, tmp_path, rate, seed):  # noqa: F811
+    """With 1% (and 5%) of answers corrupted, no corrupted sample reaches the loop (before
+    sample sums: 4 of 352 samples did, before a format error ended the run)."""
+    batches = 22  # 352 samples
+    want = by_position(read_batches(ClimbStream(s3_corpus, WEIGHTS, global_batch=B, seed=3, rank=0,
+                                                world_size=1, storage=s3_bucket.options()), batches))
+    with RandomlyCorruptingProxy(s3_server.endpoint_url, rate, seed) as proxy:
+        options = s3_bucket.options(endpoint_url=proxy.url, retry_base_s=0.001, retry_max_s=0.01)
+        remote = ClimbStream(s3_corpus, WEIGHTS, global_batch=B, seed=3, rank=0, world_size=1, storage=options,
+                             read_mode="range")
+        got = by_position(read_batches(remote, batches, num_workers=2))
+        assert proxy.failed >= 2, "the corruption must have hit some answers"
+    assert got == want and len(got) == batches * B
+
+
+def test_a_sample_corrupted_in_the_store_is_an_error_naming_the_shard_and_sample(
+        s3_corpus, s3_bucket, caplog):  # noqa: F811
+    from climbstream.formats.manifest import Manifest
+    from climbstream.storage.retry import IntegrityError
+
+    manifest = Manifest.load(s3_corpus, storage=s3_bucket.options())
+    shard = manifest.shards("aa")[0]
+    client = s3_bucket.client()
+    key = shard.url[len(s3_bucket.url) + 1:]
+    data = bytearray(client.get_object(Bucket=s3_bucket.name, Key=key)["Body"].read())
+    data[shard.extra["header_bytes"] + 20] ^= 0xFF  # inside sample 0, same size
+    client.put_object(Bucket=s3_bucket.name, Key=key, Body=bytes(data))
+    options = s3_bucket.options(retry_base_s=0.0, retry_max_s=0.0, max_retries=2)
+    stream = ClimbStream(s3_corpus, WEIGHTS, global_batch=B, seed=3, rank=0, world_size=1, storage=options,
+                         read_mode="range")
+    with pytest.raises(IntegrityError, match=rf"languages\.aa\.train\[0\] \({shard.url}\) sample 0: checksum "
+                                             r"mismatch .*\(the same on all 3 attempts\)"):
+        read_batches(stream, 60)

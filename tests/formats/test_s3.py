@@ -36,7 +36,8 @@ def test_prepare_to_s3_then_range_and_shard_reads_match_the_local_corpus(fmt, s3
     np.testing.assert_array_equal(read_all(whole, remote, "bb", "train"), expected)
     np.testing.assert_array_equal(ranged.read("aa", "heldout", 0, 1), open_reader(local).read("aa", "heldout", 0, 1))
 
-    # Range reads fetch just the samples asked for (plus the header, once per MDS shard).
+    # Range reads fetch just the samples asked for (plus, once per shard, the MDS header and
+    # the sample sums that verify each read: 28 bytes and 4 per sample).
     shard = remote.shards("bb")[1]
     few = open_reader(remote, storage=options, read_mode="range")
     for i in (0, 5, 9, 5):
@@ -44,7 +45,9 @@ def test_prepare_to_s3_then_range_and_shard_reads_match_the_local_corpus(fmt, s3
     # MDS: two column sizes, ndarray ndim byte + uint8 shape, tokens, "bb"
     sample_bytes = 8 + 1 + 1 + SEQ_LEN * 2 + 2 if fmt == "mds" else SEQ_LEN * 2
     header = shard.extra["header_bytes"] if fmt == "mds" else 0
-    assert few.metrics()["bytes_downloaded"] == header + 4 * sample_bytes < shard.bytes / 4
+    sums = shard.extra["sample_sums"]["bytes"]
+    assert sums == 28 + 4 * shard.samples
+    assert few.metrics()["bytes_downloaded"] == sums + header + 4 * sample_bytes < shard.bytes / 3
     assert whole.metrics()["bytes_downloaded"] == sum(s.bytes for s in remote.shards("bb"))
     whole.close()
 
