@@ -1,4 +1,8 @@
-"""`climbstream sweep DESIGN`: train one proxy per designed mixture into a runs table."""
+"""`climbstream sweep DESIGN`: train one proxy per designed mixture into a runs table.
+
+`--part i/N` trains one machine's share of the runs, `--merge` joins the parts' tables
+(climbstream/train/sweep_parts.py).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,17 @@ HELP = "train a proxy model per mixture of a design and append held-out losses t
 def add_arguments(parser) -> None:
     """Arguments of `climbstream sweep`."""
     parser.add_argument("design", help="mixtures from 'climbstream design' (YAML/JSON/CSV)")
-    parser.add_argument("--corpus", required=True, help="prepared corpus (folder or URL with climbstream-manifest.json)")
+    parser.add_argument("--corpus", help="prepared corpus (folder or URL with climbstream-manifest.json); "
+                                         "needed except with --merge")
     parser.add_argument("--out", required=True, help="runs table CSV to append to (created if missing)")
+    parser.add_argument("--part", default=None, metavar="i/N",
+                        help="train only part i of N of the design's runs (runs r with r mod N = i-1), into "
+                             "OUT.part-i-of-N.csv beside --out; one part per machine or task (a Slurm array: "
+                             "--part $((SLURM_ARRAY_TASK_ID + 1))/N), then --merge")
+    parser.add_argument("--merge", action="store_true",
+                        help="join the part tables beside --out into --out (checked against the design): the "
+                             "table one machine's sweep writes")
+    parser.add_argument("--overwrite", action="store_true", help="with --merge: replace an existing --out")
     parser.add_argument("--trainer", default="builtin",
                         help="'builtin' (tiny byte-level transformer) or a command template using {mixture} {out} "
                              "{run} {corpus} {tokens} {seed}; it must write {\"tokens\": [...], \"loss\": {NAME: [...]}}")
@@ -31,7 +44,19 @@ def run(args) -> int:
 
     from climbstream.errors import ConfigError
     from climbstream.train.sweep import SweepConfig, run_sweep
+    from climbstream.train.sweep_parts import merge_runs, parse_part
 
+    if args.merge:
+        if args.part:
+            raise ConfigError("--merge joins the parts' tables; give it without --part")
+        merged = merge_runs(args.design, args.out, overwrite=args.overwrite)
+        print(json.dumps(merged) if args.json else
+              f"merged {merged['parts']} part tables: {merged['runs']} runs, {merged['rows']} rows; "
+              f"table: {merged['runs_out']}")
+        return 0
+    if not args.corpus:
+        raise ConfigError("sweep needs --corpus (the prepared corpus the proxies train on)")
+    part = parse_part(args.part) if args.part else None
     try:
         fractions = tuple(float(x) for x in args.eval_fractions.split(","))
     except ValueError:
@@ -41,7 +66,7 @@ def run(args) -> int:
     summary = run_sweep(SweepConfig(
         design=args.design, corpus=args.corpus, runs_out=args.out, trainer=args.trainer, steps=args.steps,
         global_batch=args.global_batch, eval_fractions=fractions, heldout_samples=args.heldout_samples,
-        work_dir=args.work_dir, device=args.device, seed=args.seed, progress=not args.quiet,
+        work_dir=args.work_dir, device=args.device, seed=args.seed, progress=not args.quiet, part=part,
     ))
     if args.json:
         print(json.dumps(summary))

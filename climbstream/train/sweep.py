@@ -3,7 +3,9 @@
 The runs table is the CSV of the interfaces (run, tokens, params, ratio_<lang>,
 loss_<lang>, seed), one row per (run, token count), the loss held out per language. A
 sweep is resumable: runs already complete in the table are skipped, and the builtin
-trainer resumes a half-finished run from its checkpoint.
+trainer resumes a half-finished run from its checkpoint. `SweepConfig(part=(i, N))`
+trains one part of the design (one machine's share); sweep_parts.py says which runs and
+merges the part tables.
 
 Trainers:
 - `builtin`: climbstream's tiny byte-level transformer streaming through ClimbStream.
@@ -50,6 +52,7 @@ class SweepConfig:
     num_workers: int = 0
     progress: bool = False
     train_options: dict = field(default_factory=dict)
+    part: tuple[int, int] | None = None  # (i, N): train only part i's runs (train/sweep_parts.py)
 
 
 def load_design(path: str) -> tuple[list[str], list[dict[str, float]]]:
@@ -109,11 +112,16 @@ def run_sweep(cfg: SweepConfig) -> dict:
         )
     tokens_per_step = cfg.global_batch * manifest.seq_len
     eval_tokens = sorted({int(round(f * cfg.steps)) * tokens_per_step for f in cfg.eval_fractions})
-    done = completed_runs(cfg.runs_out, len(eval_tokens))
+    runs, table = list(range(len(mixtures))), cfg.runs_out
+    if cfg.part is not None:  # a part writes its own table beside runs_out; 'sweep --merge' joins them
+        from climbstream.train.sweep_parts import part_table_path, runs_of_part
+
+        runs, table = runs_of_part(len(mixtures), *cfg.part), part_table_path(cfg.runs_out, *cfg.part)
+    done = completed_runs(table, len(eval_tokens)) & set(runs)
     work = cfg.work_dir or os.path.splitext(cfg.runs_out)[0] + "-work"
-    todo = [i for i in range(len(mixtures)) if i not in done]
+    todo = [i for i in runs if i not in done]
     times = []
-    bar = _bar(cfg, len(mixtures), len(done))
+    bar = _bar(cfg, len(runs), len(done))
     for run in todo:
         started = time.time()
         run_dir = os.path.join(work, f"run-{run:04d}")
@@ -121,14 +129,15 @@ def run_sweep(cfg: SweepConfig) -> dict:
             result = _train_builtin(cfg, mixtures[run], run_dir, eval_tokens)
         else:
             result = _train_command(cfg, run, mixtures[run], run_dir, cfg.steps * tokens_per_step)
-        _append_rows(cfg.runs_out, langs, run, mixtures[run], result, cfg.seed)
+        _append_rows(table, langs, run, mixtures[run], result, cfg.seed)
         times.append(time.time() - started)
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
-    return {"runs": len(mixtures), "trained": len(todo), "skipped": len(done),
-            "seconds_per_run": (sum(times) / len(times)) if times else None, "runs_out": cfg.runs_out}
+    return {"runs": len(runs), "trained": len(todo), "skipped": len(done),
+            "seconds_per_run": (sum(times) / len(times)) if times else None, "runs_out": table,
+            "part": None if cfg.part is None else "%d/%d" % cfg.part}
 
 
 def _train_builtin(cfg: SweepConfig, mixture: Mapping[str, float], run_dir: str, eval_tokens: list[int]) -> dict:
@@ -197,10 +206,15 @@ def _append_rows(path: str, langs: Sequence[str], run: int, mixture: Mapping[str
         writer = csv.writer(f)
         if new:
             writer.writerow(columns)
-        total = sum(mixture.values())
         for j, t in enumerate(result["tokens"]):
-            writer.writerow([run, t, result["params"], *[f"{mixture[n] / total:.6f}" for n in langs],
+            writer.writerow([run, t, result["params"], *ratio_cells(mixture, langs),
                              *[f"{result['loss'][n][j]:.5f}" for n in langs], seed])
+
+
+def ratio_cells(mixture: Mapping[str, float], langs: Sequence[str]) -> list[str]:
+    """The ratio_<lang> cells of a run's rows, as the table writes them (normalised, 6 digits)."""
+    total = sum(mixture.values())
+    return [f"{mixture[n] / total:.6f}" for n in langs]
 
 
 def _bar(cfg: SweepConfig, total: int, done: int):
