@@ -13,6 +13,8 @@ max(1024, ranks) (a rank reads at least one sample), window 4, seed 0.
 How a node reads (one column per way):
   shard  every shard it draws from is downloaded whole (the cache; today's default)
   range  every sample is one byte-range request: it downloads exactly what it trains on
+  owned  (after) a shard whole where the node's partitions own at least half of it, every
+         other sample (slivers of shared shards, foreign draws) by range
   mixed  (after) a shard whole where the node's partitions own at least half of it and the
          node trains on at least half the bytes of that language's shards it would download
          within the horizon, else ranges; foreign draws (samples the node reads from another
@@ -115,7 +117,9 @@ def node_metrics(nodes: int, block: int, horizon: int, lang, shard, owner, offse
         dl = np.bincount(nl[own], weights=shard_bytes[pair_obj[own]], minlength=nodes * len(sizes))
         use = np.bincount(nl[own], weights=used[own] * SAMPLE_BYTES, minlength=nodes * len(sizes))
         dense = use >= 0.5 * dl
-        modes["mixed"] = own & dense[nl] & (owned_share[pair_node, pair_obj] >= 0.5)
+        owned = own & (owned_share[pair_node, pair_obj] >= 0.5)
+        modes["owned"] = owned
+        modes["mixed"] = owned & dense[nl]
     for name, whole in modes.items():
         got = np.where(whole, shard_bytes[pair_obj], used * SAMPLE_BYTES)
         per_node = np.bincount(pair_node, weights=got, minlength=nodes)
