@@ -134,6 +134,17 @@ class PartitionedOrders(list):
         cum = np.concatenate([[0], np.cumsum(self.shard_samples[lang])])
         return np.maximum(np.minimum(cum[1:], hi) - np.maximum(cum[:-1], lo), 0).astype(np.int64)
 
+    def read_whole(self, lang: int, first: int, stop: int) -> np.ndarray:
+        """bool[shards]: which shards of `lang` a node holding partitions [first, stop) reads whole.
+
+        The rule of docs/schedule.md: whole where its partitions own at least half of the
+        shard, every other sample it trains on by range. Per epoch a shard is then read
+        whole by at most two nodes, so the job reads at most 2 bytes per byte trained plus
+        its foreign draws.
+        """
+        owned = self.owned_samples(lang, first, stop)
+        return (owned > 0) & (2 * owned >= self.shard_samples[lang])
+
     def locate(self, lang, q, j, epoch) -> tuple[np.ndarray, np.ndarray]:
         """(shard, index) of sample j of part q of `lang` in `epoch`, elementwise."""
         lang = np.asarray(lang, dtype=np.int64)

@@ -184,3 +184,16 @@ def test_owned_samples_tile_every_shard_and_match_the_parts():
         for q in range(8):
             pieces = orders.part_shards(i, q)
             assert {sh: n for sh, _, n in pieces} == {sh: int(n) for sh, n in enumerate(per_partition[q]) if n}
+
+
+def test_at_most_two_nodes_read_a_shard_whole_and_the_rest_is_read_by_range():
+    sizes = [[16] * 7, [16], [5, 16, 16, 3]]
+    _, orders, _ = build(sizes, to_weights([5, 1, 8]), 32, 8)
+    for nodes in (2, 4, 8):
+        per = 8 // nodes
+        for i, s in enumerate(sizes):
+            whole = np.stack([orders.read_whole(i, n * per, (n + 1) * per) for n in range(nodes)])
+            owned = np.stack([orders.owned_samples(i, n * per, (n + 1) * per) for n in range(nodes)])
+            assert whole.sum(axis=0).max() <= 2
+            read = np.where(whole, np.asarray(s)[None, :], owned).sum()  # bytes per epoch, in samples
+            assert read <= 2 * sum(s)
