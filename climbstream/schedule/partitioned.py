@@ -176,6 +176,9 @@ class PartitionedOrders(list):
                 f"multiple of {self.partitions} or a partition count that divides {block}"
             )
         lang, k = schedule.lookup_range(first_block * block, (last_block + 1) * block)
+        empty = self.parts.samples[lang] == 0
+        if empty.any() and self[int(lang[empty][0])] is not None:  # its own error, naming the language
+            self[int(lang[empty][0])].locate(k[empty][:1])
         q, j, epoch = self.parts.deal(lang, k)
         at = np.empty(lang.size, dtype=np.int64)
         foreign = np.empty(last_block - first_block + 1, dtype=np.int64)

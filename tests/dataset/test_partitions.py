@@ -84,3 +84,16 @@ def test_the_config_key_reaches_the_dataset(mds_corpus):
     assert ClimbStream.from_config(config).partitions == 8
     with pytest.raises(ConfigError, match="partitions: expected a positive integer"):
         StreamConfig.from_dict({"sources": [mds_corpus], "weights": WEIGHTS, "global_batch": B, "partitions": 0})
+
+
+def test_a_scheduled_language_without_samples_is_named(mds_corpus):
+    from climbstream.stream.corpus_view import EmptyOrder
+
+    stream = ClimbStream(mds_corpus, WEIGHTS, global_batch=B, rank=0, world_size=1, partitions=2)
+    orders = stream.corpus.orders(0, 4, 2)
+    orders[3] = EmptyOrder("dd")
+    orders.parts.samples[3] = 0
+    with pytest.raises(ConfigError, match="language dd has no training samples"):
+        from climbstream.stream.plan import plan_range
+
+        plan_range(stream.schedule, orders, 0, 4 * B)
