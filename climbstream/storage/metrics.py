@@ -1,8 +1,8 @@
 """Loader counters for the loss log: how long the consumer waited and what the cache saved.
 
 One `StorageMetrics` per Prefetcher (one per DataLoader worker). The dataset sums the
-snapshots of its workers; `cache_hit_rate` is recomputed from the summed counts, never
-averaged, so workers with few lookups do not skew it.
+counts of its workers (stream/control.py); `cache_hit_rate` is derived from the summed
+counts by `hit_rate`, never averaged, so workers with few lookups do not skew it.
 """
 
 from __future__ import annotations
@@ -42,22 +42,17 @@ class StorageMetrics:
             return summarize(self.wait_s, self.cache_hits, self.cache_misses, self.bytes_downloaded)
 
 
-def summarize(wait_s: float, cache_hits: int, cache_misses: int, bytes_downloaded: int) -> dict:
+def hit_rate(cache_hits: float, cache_misses: float) -> float:
+    """Hits / lookups, 0.0 before the first lookup: the one definition of the cache hit rate."""
     lookups = cache_hits + cache_misses
+    return cache_hits / lookups if lookups else 0.0
+
+
+def summarize(wait_s: float, cache_hits: int, cache_misses: int, bytes_downloaded: int) -> dict:
     return {
         "wait_s": wait_s,
-        "cache_hit_rate": cache_hits / lookups if lookups else 0.0,
+        "cache_hit_rate": hit_rate(cache_hits, cache_misses),
         "bytes_downloaded": bytes_downloaded,
         "cache_hits": cache_hits,
         "cache_misses": cache_misses,
     }
-
-
-def merge(snapshots: list[dict]) -> dict:
-    """Sum the snapshots of several workers into one (hit rate from the summed counts)."""
-    return summarize(
-        sum(s["wait_s"] for s in snapshots),
-        sum(s["cache_hits"] for s in snapshots),
-        sum(s["cache_misses"] for s in snapshots),
-        sum(s["bytes_downloaded"] for s in snapshots),
-    )

@@ -20,7 +20,8 @@ import torch
 from climbstream.stream.cursor import Cursor
 from climbstream.errors import ConfigError
 
-METRIC_NAMES = ("wait_s", "hit_weighted", "bytes_downloaded", "samples")
+COUNTERS = ("wait_s", "bytes_downloaded", "cache_hits", "cache_misses")  # what readers count
+METRIC_NAMES = (*COUNTERS, "samples")
 
 # header slots
 _POSITION, _N_STAGES, _GENERATION, _SEED, _UNFOLLOWED, _REPORTED, _SEQUENCE, _FRESH = range(8)
@@ -103,20 +104,20 @@ class SharedControl:
 
     # -- counters -------------------------------------------------------------------------
     def add_metrics(self, slot: int, **values: float) -> None:
-        """Add to worker `slot`'s counters (names from METRIC_NAMES).
-
-        `hit_weighted` is the reader's cache hit rate times the samples it covers, so the
-        summed rate is weighted by samples read.
-        """
+        """Add to worker `slot`'s counters (names from METRIC_NAMES): counts only, never rates."""
         for name, value in values.items():
             self._metrics[slot, METRIC_NAMES.index(name)] += float(value)
 
     def metrics(self) -> dict[str, float]:
-        """Counters summed over workers: wait_s, cache_hit_rate, bytes_downloaded, samples."""
-        total = self._metrics.sum(dim=0).tolist()
-        values = dict(zip(METRIC_NAMES, total))
-        weighted = values.pop("hit_weighted")
-        values["cache_hit_rate"] = weighted / values["samples"] if values["samples"] else 1.0
+        """Counters summed over workers, and the cache hit rate derived once from the summed counts.
+
+        `{wait_s, bytes_downloaded, cache_hits, cache_misses, samples, cache_hit_rate}`; the
+        rate is hits / lookups, 0.0 before the first lookup (as storage/metrics.py defines it).
+        """
+        from climbstream.storage.metrics import hit_rate
+
+        values = dict(zip(METRIC_NAMES, self._metrics.sum(dim=0).tolist()))
+        values["cache_hit_rate"] = hit_rate(values["cache_hits"], values["cache_misses"])
         return values
 
     def check_slot(self, slot: int) -> int:

@@ -143,13 +143,11 @@ class CorpusReader:
             self.readers[i].hint(items)
 
     def metrics(self) -> dict[str, float]:
-        """Counters summed over sources (hit rate averaged)."""
+        """The readers' counters summed over sources (counts only: rates are derived from the sums)."""
+        from climbstream.stream.control import COUNTERS
+
         ms = [r.metrics() for r in self.readers]
-        return {
-            "wait_s": sum(m["wait_s"] for m in ms),
-            "bytes_downloaded": sum(m["bytes_downloaded"] for m in ms),
-            "cache_hit_rate": sum(m["cache_hit_rate"] for m in ms) / len(ms),
-        }
+        return {key: sum(m[key] for m in ms) for key in COUNTERS}
 
     def close(self) -> None:
         """Stop prefetch threads and release cached shards."""

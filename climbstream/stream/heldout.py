@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import numpy as np
-import torch
 from torch.utils.data import IterableDataset
 
 from climbstream.errors import ConfigError
+from climbstream.stream.sample import make_sample
 
 HELDOUT = "heldout"
 
@@ -53,13 +52,7 @@ class HeldoutStream(IterableDataset):
                     if self.max_samples is not None and position >= self.max_samples:
                         return
                     tokens = reader.read(self.lang, HELDOUT, shard_id, index)
-                    yield {
-                        "tokens": torch.from_numpy(np.asarray(tokens, dtype=np.int64)),
-                        "lang": self.lang_id,
-                        "position": position,
-                        "shard": shard.path,
-                        "index": index,
-                    }
+                    yield make_sample(tokens, self.lang_id, position, shard_id, index)
                     position += 1
         finally:
             reader.close()

@@ -1,8 +1,8 @@
 """ClimbDataLoader: a torch DataLoader that follows the batches it hands to the loop.
 
-Each batch carries its positions, so the loader moves the stream's consumed position to
-the end of each global batch as it yields it: `stream.state_dict()` (or
-`loader.state_dict()`) after a step is the state of what the loop received, with no
+Each batch carries its positions, so the loader tells the consumed-position owner
+(stream/consumption.py) about each global batch as it yields it: `stream.state_dict()`
+(or `loader.state_dict()`) after a step is the state of what the loop received, with no
 call from the loop. It also publishes the start of each new iterator for persistent
 workers before torch wakes them, and refuses to hand over a batch made under stages
 that `add_stage` or `load_state_dict` replaced since the iterator started.
@@ -12,27 +12,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import torch
 from torch.utils.data import DataLoader
 
-from climbstream.errors import StateError
+from climbstream.errors import ConfigError
 
 
 class ClimbDataLoader(DataLoader):
     """`stream.dataloader(...)`: a DataLoader whose iterators keep the stream's position."""
 
     def __iter__(self) -> "FollowedIterator":
-        stream = self.dataset
-        stream._set_cursor(stream._cursor.at(stream.position))  # persistent workers start here
-        stream._control.position_known()
-        stream._followed = True  # the workers created now are followed
-        try:
+        consumption = self.dataset.consumption
+        cursor = consumption.start_iterator(followed=True)
+        with consumption.following():  # the workers created now are followed
             inner = super().__iter__()
-        finally:
-            stream._followed = False
-        return FollowedIterator(stream, inner)
+        return FollowedIterator(consumption, inner, cursor.generation, self.dataset.local_batch)
 
     def state_dict(self) -> dict:
-        """The stream's state after the last batch this loader yielded."""
+        """The stream's state after the last batch this loader yielded (or the last step, under follow_steps)."""
         return self.dataset.state_dict()
 
     def load_state_dict(self, state: Mapping) -> None:
@@ -41,26 +38,21 @@ class ClimbDataLoader(DataLoader):
 
 
 class FollowedIterator:
-    """Wraps a DataLoader iterator: each batch it yields moves the stream's consumed position."""
+    """Wraps a DataLoader iterator: each batch it yields is handed over to the consumed-position owner."""
 
-    def __init__(self, stream, inner):
-        self._stream = stream
+    def __init__(self, consumption, inner, generation: int, local_batch: int):
+        self._consumption = consumption
         self._inner = inner
-        self._generation = stream._cursor.generation
+        self._generation = generation
+        self._local_batch = local_batch
 
     def __iter__(self) -> "FollowedIterator":
         return self
 
     def __next__(self):
         batch = next(self._inner)
-        stream = self._stream
-        if stream._cursor.generation != self._generation:
-            raise StateError(
-                "this iterator was created before add_stage or load_state_dict, and its batches follow the old "
-                "stages; recreate the DataLoader iterator (iter(loader)) and train on its batches"
-            )
-        _, end = stream._batch_span(batch, "ClimbDataLoader")
-        stream._consumed_to(end)
+        self._consumption.handed_over(first_position(batch, self._local_batch, "ClimbDataLoader"),
+                                      self._generation, "ClimbDataLoader")
         return batch
 
     def __len__(self) -> int:
@@ -68,3 +60,19 @@ class FollowedIterator:
 
     def __getattr__(self, name):  # the torch iterator's attributes (_workers, ...)
         return getattr(self._inner, name)
+
+
+def first_position(batch: Mapping, local_batch: int, where: str) -> int:
+    """The first position of a collated batch, checked to hold one rank's slice of a global batch."""
+    try:
+        positions = batch["position"]
+    except (KeyError, TypeError, IndexError):
+        raise ConfigError(f"{where}: the batch has no 'position' field; a collate_fn must keep it") from None
+    if isinstance(positions, torch.Tensor):
+        n, first = int(positions.numel()), int(positions.min())
+    else:
+        n, first = len(positions), min(int(p) for p in positions)
+    if n != local_batch:
+        raise ConfigError(f"{where}: a batch of {n} samples, but this rank's slice of a global batch holds "
+                          f"{local_batch} (global_batch / world size): use batch_size={local_batch}")
+    return first

@@ -8,10 +8,10 @@ import itertools
 import torch
 
 
-def sample_key(tokens: torch.Tensor, lang: int, shard: str, index: int) -> tuple:
+def sample_key(tokens: torch.Tensor, lang: int, shard: int, index: int) -> tuple:
     """What a position holds, comparable across runs and processes."""
     digest = hashlib.sha1(tokens.numpy().tobytes()).hexdigest()[:16]
-    return (int(lang), shard, int(index), digest)
+    return (int(lang), int(shard), int(index), digest)
 
 
 def read_batches(stream, num_batches: int, num_workers: int = 0, mark: bool = True, **loader_kwargs) -> list[dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 import yaml
 
 from climbstream import ClimbStream
@@ -68,9 +69,11 @@ def test_wrong_dataloader_batch_size_is_caught(mds_corpus):
     s = ClimbStream(mds_corpus, WEIGHTS, global_batch=8, rank=0, world_size=2)
     with pytest.raises(ConfigError, match="batch_size 8 != global_batch 8 / world size 2 = 4"):
         s.dataloader(batch_size=8)
-    batch = next(iter(__import__("torch").utils.data.DataLoader(s, batch_size=8)))
-    with pytest.raises(ConfigError, match="must be global_batch / world size"):
-        s.mark_consumed(batch)
+    with pytest.raises(ConfigError, match=r"DataLoader batch_size 8: .* = 8 / 2 = 4 samples; use stream.dataloader\(\) "
+                                          r"or batch_size=4"):
+        next(iter(torch.utils.data.DataLoader(s, batch_size=8)))  # refused before a sample is read
+    with pytest.raises(ConfigError, match=r"mark_consumed: a batch of 8 samples, .* holds 4 .*: use batch_size=4"):
+        s.mark_consumed({"position": torch.arange(8)})
 
 
 def test_allocation_file_is_accepted_as_weights(tmp_path, mds_corpus):

@@ -20,7 +20,8 @@ def test_inspect_matches_what_the_dataloader_yields(tmp_path, mds_corpus, capsys
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     stream = ClimbStream.from_config(str(config), rank=0, world_size=1)
     produced = [key for b in read_batches(stream, 4, num_workers=2) for key in b["keys"]]
-    assert [(stream.languages.index(r["lang"]), r["shard"], r["index"]) for r in rows] == [k[:3] for k in produced]
+    assert [(r["lang"], r["shard"], r["index"]) for r in rows] == \
+        [(stream.languages[lang], stream.shard_path(lang, shard), index) for lang, shard, index, _ in produced]
 
 
 def test_inspect_rejects_a_bad_range(tmp_path, mds_corpus, capsys):
