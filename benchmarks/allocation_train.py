@@ -1,0 +1,176 @@
+"""One training run of the allocation benchmark: fixed mixture, common random numbers, whole held-out split.
+
+Why not climbstream.train.loop.train: the benchmark compares mixtures, so it needs what a
+general training loop does not promise:
+- the model's initial weights keyed by `init_seed` alone and the data order by `data_seed`
+  alone, so that for a seed every method starts from the same weights and each language's
+  k-th draw is the same sample (the stream's per-language orders are keyed by (seed,
+  language, epoch), not by the weights);
+- a learning rate that decays to 0 (linear warm-up, then cosine): the last iterate of a
+  constant-rate run carries step-to-step noise that on this model is as large as the gaps
+  between mixtures;
+- the whole held-out split scored, per sample, so evaluation noise can be measured
+  (standard error over samples) instead of assumed away.
+The model and stream are the library's (TinyLM, ClimbStream); only the loop differs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class RunShape:
+    """What every run of one benchmark shares: model, batch, schedule."""
+
+    steps: int
+    global_batch: int = 16
+    lr: float = 3e-3
+    warmup_steps: int = 10
+    d_model: int = 128
+    n_layers: int = 2
+    n_heads: int = 4
+    device: str = "cpu"
+
+    def lr_factor(self, step: int) -> float:
+        """Linear warm-up to 1, then cosine to 0 at `steps`."""
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        span = max(1, self.steps - self.warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - self.warmup_steps) / span)))
+
+
+def load_heldout(corpus: str) -> dict[str, torch.Tensor]:
+    """The whole held-out split of every language, [samples, seq_len] int64, in the split's fixed order."""
+    from climbstream.stream.dataset import ClimbStream
+
+    stream = ClimbStream(corpus, {"method": "uniform"}, global_batch=1, seed=0)
+    return {n: torch.stack([s["tokens"] for s in stream.heldout(n)]) for n in stream.languages}
+
+
+def score(model, heldout: Mapping[str, torch.Tensor], device: str, batch: int = 64) -> dict[str, np.ndarray]:
+    """Per-sample mean next-token loss (nats/token) for every held-out sample, per language."""
+    from climbstream.train.tiny_lm import token_losses
+
+    model.eval()
+    out = {}
+    with torch.no_grad():
+        for name, tokens in heldout.items():
+            parts = [token_losses(model, tokens[i:i + batch].to(device)).mean(dim=1).double().cpu()
+                     for i in range(0, len(tokens), batch)]
+            out[name] = torch.cat(parts).numpy()
+    model.train()
+    return out
+
+
+def train_mixture(corpus: str, ratios: Mapping[str, float], shape: RunShape, *, init_seed: int, data_seed: int,
+                  heldout: Mapping[str, torch.Tensor]) -> dict:
+    """Train one model on `ratios` for shape.steps steps; returns per-sample held-out losses and tokens seen.
+
+    Deterministic given (corpus, ratios, shape, init_seed, data_seed) on one machine and
+    thread count.
+    """
+    from climbstream.stream.dataset import ClimbStream
+    from climbstream.train.tiny_lm import TinyLM, TinyLMConfig, token_losses
+
+    from climbstream.formats.manifest import Manifest
+
+    started = time.time()
+    weights = {n: float(ratios.get(n, 0.0)) for n in Manifest.load(corpus).languages}  # 0: left out
+    stream = ClimbStream(corpus, weights, global_batch=shape.global_batch, seed=data_seed)
+    seq_len = stream.corpus.seq_len
+    vocab = int(stream.corpus.manifests[0].tokenizer.get("vocab_size", 257))
+    torch.manual_seed(init_seed)
+    model = TinyLM(TinyLMConfig(vocab_size=vocab, seq_len=seq_len, d_model=shape.d_model, n_layers=shape.n_layers,
+                                n_heads=shape.n_heads)).to(shape.device)
+    opt = torch.optim.AdamW(model.parameters(), lr=shape.lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, shape.lr_factor)
+    seen = np.zeros(len(stream.languages), dtype=np.int64)
+    step = 0
+    model.train()
+    for batch in stream.dataloader(num_workers=0):
+        tokens = batch["tokens"].to(shape.device)
+        token_losses(model, tokens).mean().backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        seen += np.bincount(batch["lang"].numpy(), minlength=len(seen)) * seq_len
+        step += 1
+        if step >= shape.steps:
+            break
+    losses = score(model, heldout, shape.device)
+    return {"heldout": losses, "tokens_per_language": dict(zip(stream.languages, seen.tolist())),
+            "params": model.non_embedding_params(), "seconds": time.time() - started}
+
+
+class Runner:
+    """Runs training jobs side by side in `workers` processes of `threads` torch threads each.
+
+    Why processes of one thread: on 2 shared cores a 2-thread run spent 8x the CPU time of
+    a 1-thread one per step (threads spin while their peer is descheduled), and two
+    1-thread runs side by side use both cores with no spinning. Each job is
+    (ratios, RunShape, init_seed, data_seed, languages); a job's result does not depend on
+    which worker ran it.
+    """
+
+    def __init__(self, corpus: str, workers: int = 1, threads: int = 1):
+        self.corpus, self.workers, self.threads = corpus, workers, threads
+        self._pool = None
+        if workers > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_init_worker, initargs=(corpus, threads))
+        else:
+            _init_worker(corpus, threads)
+
+    def run(self, jobs: list[tuple]) -> list[dict]:
+        """Results in the order of `jobs`."""
+        if self._pool is None:
+            return [_run_job(job) for job in jobs]
+        return list(self._pool.map(_run_job, jobs))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(corpus: str, threads: int) -> None:
+    torch.set_num_threads(threads)
+    if _WORKER.get("corpus") != corpus:
+        _WORKER.update(corpus=corpus, heldout=load_heldout(corpus))
+
+
+def _run_job(job: tuple) -> dict:
+    ratios, shape, init_seed, data_seed, languages = job
+    heldout = {n: _WORKER["heldout"][n] for n in languages}
+    return train_mixture(_WORKER["corpus"], ratios, shape, init_seed=init_seed, data_seed=data_seed, heldout=heldout)
+
+
+def mean_loss(per_sample: Mapping[str, np.ndarray]) -> float:
+    """The objective's score: every language weighs the same, each the mean over its whole held-out split."""
+    return float(np.mean([v.mean() for v in per_sample.values()]))
+
+
+def eval_stderr(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray] | None = None) -> float:
+    """Standard error of mean_loss(a) - mean_loss(b) from the finite held-out sample (b None: of mean_loss(a)).
+
+    Paired over samples: both models are scored on the same held-out samples, so what is
+    common to a sample cancels. Languages are independent samples, weighted 1/K each.
+    """
+    var = 0.0
+    for name, v in a.items():
+        d = v - b[name] if b is not None else v
+        var += d.var(ddof=1) / len(d)
+    return float(math.sqrt(var) / len(a))
