@@ -25,6 +25,9 @@ EXTRAS = {
     "tensorboard": ("tensorboard", "tb"),
     "torchdata": ("torchdata", "torchdata"),
     "wandb": ("wandb", "wandb"),
+    "transformers": ("transformers", "hf"),
+    "accelerate": ("accelerate", "accelerate"),
+    "pytorch_lightning": ("pytorch-lightning", "lightning"),
 }
 
 

@@ -85,8 +85,8 @@ def find_consumer(skip: int = 1) -> Consumer:
             if look_ahead is None and name in _LOOK_AHEAD and _module_of(obj) in ("accelerate", "lightning",
                                                                                  "pytorch_lightning"):
                 look_ahead = _LOOK_AHEAD[name]
-            if trainer is None and name in _TRAINERS and _module_of(obj) == _TRAINERS[name]:
-                trainer = _TRAINERS[name]
+            if trainer is None:
+                trainer = _trainer_of(obj)
         frame = frame.f_back
     return Consumer(loader, shard, dispatched, look_ahead, trainer)
 
@@ -94,6 +94,15 @@ def find_consumer(skip: int = 1) -> Consumer:
 def _frame_objects(frame) -> list:
     local = frame.f_locals
     return [v for k in ("self", "loader", "dataloader") if (v := local.get(k)) is not None]
+
+
+def _trainer_of(obj) -> str | None:
+    """The framework of a trainer object (its class or a base of it), else None."""
+    for cls in type(obj).__mro__:
+        framework = _TRAINERS.get(cls.__name__)
+        if framework is not None and cls.__module__.partition(".")[0] == framework:
+            return framework
+    return None
 
 
 def _module_of(obj) -> str:
@@ -108,15 +117,26 @@ def _process_shard(obj) -> ProcessShard:
                         int(obj.process_index))
 
 
-def check_consumer(consumer: Consumer, global_batch: int, rank: int, world_size: int) -> None:
-    """ConfigError, naming the fix, when the consumer would change what each step trains on."""
+def check_consumer(consumer: Consumer, global_batch: int, rank: int, world_size: int, follows_steps: bool) -> None:
+    """ConfigError, naming the fix, when the consumer would change what each step trains on.
+
+    Under Lightning's prefetching fetcher without step reports the position a checkpoint
+    saves would be one batch ahead (or, with a loader without state, never saved): refused.
+    """
     local = global_batch // world_size
+    if consumer.look_ahead == "Lightning" and not follows_steps:
+        raise ConfigError(
+            "Lightning fetches each batch one step before it trains on it, so a checkpoint would save the stream one "
+            "batch ahead: add climbstream.integrations.lightning.ClimbCallback(stream) to the Trainer's callbacks "
+            "(or take batches in training_step(self, dataloader_iter))")
     hf = "; with the HF Trainer use climbstream.integrations.hf.ClimbTrainer" if consumer.trainer == "transformers" else ""
     if consumer.dispatched:
+        fix = ("train with climbstream.integrations.hf.ClimbTrainer instead of Trainer" if consumer.trainer ==
+               "transformers" else "use climbstream.integrations.accelerate.prepare_loader(accelerator, stream), or "
+               "create the Accelerator with dataloader_config=DataLoaderConfiguration(dispatch_batches=False)")
         raise ConfigError(
             "accelerate dispatches this stream's batches from rank 0 (DataLoaderDispatcher, its default for an "
-            "IterableDataset), but the stream already reads each rank's own slice: create the Accelerator with "
-            f"dataloader_config=DataLoaderConfiguration(dispatch_batches=False){hf}")
+            f"IterableDataset), but the stream already reads each rank's own slice: {fix}")
     shard = consumer.shard
     if shard is not None and (shard.process_batch, shard.num_processes, shard.process_index) != (local, world_size, rank):
         raise ConfigError(

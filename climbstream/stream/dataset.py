@@ -339,16 +339,12 @@ class ClimbStream(IterableDataset):
     # -- iteration ------------------------------------------------------------------------
     def __iter__(self):
         """A new pass from the consumed position (read eagerly, so it is the one at iter())."""
-        consumer = find_consumer()
         info = get_worker_info()
-        layout = self._checked_layout(in_main=info is None)
-        check_consumer(consumer, self.global_batch, layout.rank, layout.world_size)
+        consumer = self.check_consumer(in_main=info is None)
         context = self._context()
         consumption = self.consumption
         if info is None:
             followed = consumer.loader is not None and _is_followed(consumer.loader)
-            if consumer.look_ahead is not None and not followed:
-                consumption.fetched_ahead_by(consumer.look_ahead)
             cursor = consumption.start_iterator(followed=False)
             iterator = StreamIterator(context, cursor, 0, 1, None if followed else consumption.handed_over)
         else:
@@ -380,6 +376,16 @@ class ClimbStream(IterableDataset):
         return StreamContext(self.layout, tuple(self.languages), self.columns, self.planner, self.codec,
                              self.control, self.readers, self.stop_position, self.epoch_cap, self.on_epoch_cap)
 
+    def check_consumer(self, in_main: bool, skip: int = 2):
+        """Find who iterates the stream (from the caller up), refuse what would train on wrong data,
+        and in the main process note a fetcher that runs ahead of the step; returns the Consumer."""
+        consumer = find_consumer(skip)
+        layout = self._checked_layout(in_main)
+        check_consumer(consumer, self.global_batch, layout.rank, layout.world_size, self.consumption.follows_steps)
+        if in_main and consumer.look_ahead is not None:
+            self.consumption.fetched_ahead_by(consumer.look_ahead)
+        return consumer
+
     def _checked_layout(self, in_main: bool) -> Layout:
         """The layout, checked in the main process against torch.distributed where it was not given."""
         layout = self.layout
@@ -408,7 +414,8 @@ class ClimbStream(IterableDataset):
         return np.array([ints[n] for n in self.languages], dtype=np.uint64)
 
     def __getstate__(self):
-        self.layout  # resolved here, in the main process, for spawned workers
+        if get_worker_info() is None:  # pickled for spawned workers: the main process checks for them
+            self.check_consumer(in_main=True)
         state = self.__dict__.copy()
         state["_live"] = None
         return state

@@ -23,6 +23,7 @@ class ClimbDataLoader(DataLoader):
 
     def __iter__(self) -> "FollowedIterator":
         consumption = self.dataset.consumption
+        self.dataset.check_consumer(in_main=True)
         cursor = consumption.start_iterator(followed=True)
         with consumption.following():  # the workers created now are followed
             inner = super().__iter__()
