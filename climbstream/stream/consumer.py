@@ -147,8 +147,7 @@ def check_consumer(consumer: Consumer, global_batch: int, rank: int, world_size:
     loader = consumer.loader
     if loader is None:
         return
-    expected = shard.real_batch if shard is not None else local
-    if loader.batch_size is not None and loader.batch_size != expected:
+    if loader.batch_size is not None and loader.batch_size != local:  # under a shard wrapper too: it yields local
         raise ConfigError(
             f"DataLoader batch_size {loader.batch_size}: each step must train on one global batch, so this rank's "
             f"batches hold global_batch / world size = {global_batch} / {world_size} = {local} samples; use "
