@@ -87,6 +87,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--e-max", type=float, default=E_MAX)
     ap.add_argument("--regret-languages", default=",".join(REGRET_LANGUAGES),
                     help="the K=3 regret grid's languages, comma-separated ('' to skip the grid)")
+    ap.add_argument("--markdown", action="store_true", help="print the tables after the JSON")
+    ap.add_argument("--render", metavar="JSON", help="print the tables of a saved result and exit (no training)")
     ap.add_argument("--workers", type=int, default=2, help="training processes side by side (default 2: one per core)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1, see allocation_train.Runner)")
     args = ap.parse_args(argv)
@@ -96,6 +98,33 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.seeds < 2:
         ap.error("--seeds must be >= 2 (a paired interval needs two)")
     return args
+
+
+def render(out: dict) -> str:
+    """Markdown tables of a result: methods with paired intervals and the law's predictions; the regret grid."""
+    m = out["methods"]
+    lines = ["| method | mean held-out loss | per seed | minus climb (95% interval) | resolved | law predicted | "
+             "prediction error |", "|---|---|---|---|---|---|---|"]
+    for name, r in sorted(m["results"].items(), key=lambda kv: kv[1]["mean_heldout_loss"]):
+        d = r["minus_climb"]
+        diff = "-" if d is None else f"{d['mean']:+.4f} +- {d['half_width']:.4f}"
+        lines.append(f"| {name} | {r['mean_heldout_loss']:.4f} | {', '.join(f'{x:.3f}' for x in r['per_seed'])} | "
+                     f"{diff} | {'-' if d is None else ('yes' if d['resolved'] else 'no')} | "
+                     f"{r['law_predicted_loss']:.4f} | {r['prediction_error']:+.4f} |")
+    lines += ["", "| pair | mean difference | 95% half-width | training SE | evaluation SE | resolved |",
+              "|---|---|---|---|---|---|"]
+    for key, p in m["pairs"].items():
+        lines.append(f"| {key} | {p['mean']:+.4f} | {p['half_width']:.4f} | {p['train_se']:.4f} | {p['eval_se']:.4f} | "
+                     f"{'yes' if p['resolved'] else 'no'} |")
+    if "regret" in out:
+        g = out["regret"]
+        lines += ["", f"K=3 ({', '.join(g['languages'])}): best trained mixture {g['best']['label']} "
+                  f"{g['best']['ratios']} at {g['best']['loss']:.4f}", "",
+                  "| pick | ratios | trained loss | regret | evaluation SE | law predicted |", "|---|---|---|---|---|---|"]
+        for name, p in g["picks"].items():
+            lines.append(f"| {name} | {p['ratios']} | {p['loss']:.4f} | {p['regret']:+.4f} | "
+                         f"{p['regret_eval_stderr']:.4f} | {p['law_predicted_loss']:.4f} |")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> dict:
@@ -109,6 +138,11 @@ def main(argv=None) -> dict:
     from climbstream.mixture.inputs import read_counts
 
     args = parse_args(argv)
+    if args.render:
+        with open(args.render, encoding="utf-8") as f:
+            saved = json.load(f)
+        print(render(saved))
+        return saved
     started, cpu_started = time.time(), time.process_time()
     os.makedirs(args.out, exist_ok=True)
     corpus = args.corpus or ensure_skewed_corpus(os.path.join(args.out, "corpus"))
@@ -143,6 +177,8 @@ def main(argv=None) -> dict:
     out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     json.dump(out, sys.stdout)
     print()
+    if args.markdown:
+        print(render(out))
     return out
 
 

@@ -54,6 +54,11 @@ def test_the_allocation_benchmark_pairs_every_method_on_the_whole_heldout_split(
     assert all(p["regret"] >= 0 for p in g["picks"].values())
     trained = [p["loss"] for p in g["picks"].values()] + [t["loss"] for t in g["grid"]]  # the grid's rounded to 1e-5
     assert g["best"]["loss"] == pytest.approx(min(trained), abs=1e-5)
+    saved = tmp_path / "allocation.json"
+    saved.write_text(json.dumps(out))
+    assert allocation.main(["--render", str(saved)]) == out
+    table = capsys.readouterr().out
+    assert all(f"| {method} |" in table for method in METHODS) and "| uniform - unimax |" in table
 
 
 def test_a_seed_gives_the_same_run_and_the_whole_heldout_split(mds_corpus):
