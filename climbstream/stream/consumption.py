@@ -147,6 +147,10 @@ class Consumption:
             raise StateError(STALE.format(where=where))
         expected = self._cursor.position
         end = self._end_of(first)
+        if self._control.restored_unreported:
+            # The first step since workers restored from a loader state the main process never
+            # loaded (a resumed StatefulDataLoader): their first batch sets the position.
+            expected = end - self._global_batch
         next_batch = first // self._global_batch == expected // self._global_batch
         if not (end == expected or next_batch or (not self._steps_decide and end < expected)):
             raise self._order_error(first, expected)

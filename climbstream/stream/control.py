@@ -24,7 +24,7 @@ COUNTERS = ("wait_s", "bytes_downloaded", "cache_hits", "cache_misses")  # what 
 METRIC_NAMES = (*COUNTERS, "samples")
 
 # header slots
-_POSITION, _N_STAGES, _GENERATION, _SEED, _UNFOLLOWED, _REPORTED, _SEQUENCE, _FRESH = range(8)
+_POSITION, _N_STAGES, _GENERATION, _SEED, _UNFOLLOWED, _REPORTED, _SEQUENCE, _FRESH, _RESTORED = range(9)
 
 
 class SharedControl:
@@ -33,7 +33,7 @@ class SharedControl:
     def __init__(self, num_languages: int, max_stages: int = 1024, max_workers: int = 256):
         self.num_languages = num_languages
         self.max_workers = max_workers
-        self._header = torch.zeros(8, dtype=torch.int64).share_memory_()
+        self._header = torch.zeros(9, dtype=torch.int64).share_memory_()
         self._stages = torch.zeros(max_stages, 1 + num_languages, dtype=torch.int64).share_memory_()
         self._metrics = torch.zeros(max_workers, len(METRIC_NAMES), dtype=torch.float64).share_memory_()
 
@@ -84,9 +84,18 @@ class SharedControl:
         return bool(self._header[_FRESH])
 
     # -- whether the main process follows consumption -------------------------------------
-    def iterator_unfollowed(self) -> None:
-        """A worker started an iterator whose batches the main process does not see."""
+    def iterator_unfollowed(self, restored: bool) -> None:
+        """A worker started an iterator whose batches the main process does not see; `restored`:
+        from a StatefulDataLoader state the main process never loaded."""
         self._header[_UNFOLLOWED] = 1
+        if restored:  # where the loop is now is unknown until its next report
+            self._header[_RESTORED] = 1
+            self._header[_REPORTED] = 0
+
+    @property
+    def restored_unreported(self) -> bool:
+        """True when workers restored from a loader state run and no step reported since."""
+        return bool(self._header[_RESTORED]) and not bool(self._header[_REPORTED])
 
     def consumption_reported(self) -> None:
         """The loop reports what it consumed (`mark_consumed`): the position is known again."""
@@ -96,6 +105,7 @@ class SharedControl:
         """A loaded state (or a followed iterator) fixes the position: forget unfollowed runs."""
         self._header[_UNFOLLOWED] = 0
         self._header[_REPORTED] = 0
+        self._header[_RESTORED] = 0
 
     @property
     def position_unknown(self) -> bool:

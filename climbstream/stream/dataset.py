@@ -348,9 +348,10 @@ class ClimbStream(IterableDataset):
             cursor = consumption.start_iterator(followed=False)
             iterator = StreamIterator(context, cursor, 0, 1, None if followed else consumption.handed_over)
         else:
+            restored = self._loaded_here is not None
             iterator = self._worker_iterator(context, info)
             if not consumption.following_now:
-                self.control.iterator_unfollowed()
+                self.control.iterator_unfollowed(restored)
         self.control.iterator_started(iterator.generation)
         return pad_for_shard(iterator, consumer.shard) if consumer.shard is not None else iterator
 

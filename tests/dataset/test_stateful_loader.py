@@ -107,3 +107,22 @@ def test_stream_dataloader_state_dict_is_the_position_after_its_last_batch(mds_c
     again = stream_of(mds_corpus).dataloader(num_workers=3)
     again.load_state_dict(state)
     assert by_position(first + take(again, REST)) == uninterrupted
+
+
+def test_marking_each_step_after_a_stateful_loader_resumed_continues_where_its_workers_start(mds_corpus,
+                                                                                             uninterrupted):
+    first = stream_of(mds_corpus)
+    loader = loader_of(first, 2)
+    got = []
+    for batch in itertools.islice(loader, FIRST):
+        got.append(describe_batch(batch))
+        first.mark_consumed(batch)
+    saved = json.loads(json.dumps(loader.state_dict()))
+    resumed = stream_of(mds_corpus)  # its own position is 0: only the loader holds the saved state
+    loader = loader_of(resumed, 2)
+    loader.load_state_dict(saved)
+    for batch in itertools.islice(loader, REST):
+        got.append(describe_batch(batch))
+        assert resumed.mark_consumed(batch) == (len(got)) * B  # the plain-DataLoader habit, no StateError
+    assert resumed.state_dict()["position"] == (FIRST + REST) * B
+    assert by_position(got) == uninterrupted
