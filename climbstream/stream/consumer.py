@@ -130,7 +130,7 @@ def check_consumer(consumer: Consumer, global_batch: int, rank: int, world_size:
             "batch ahead: add climbstream.integrations.lightning.ClimbCallback(stream) to the Trainer's callbacks "
             "(or take batches in training_step(self, dataloader_iter))")
     hf = "; with the HF Trainer use climbstream.integrations.hf.ClimbTrainer" if consumer.trainer == "transformers" else ""
-    if consumer.dispatched:
+    if consumer.dispatched and world_size > 1:  # one process: the dispatcher hands over whole batches
         fix = ("train with climbstream.integrations.hf.ClimbTrainer instead of Trainer" if consumer.trainer ==
                "transformers" else "use climbstream.integrations.accelerate.prepare_loader(accelerator, stream), or "
                "create the Accelerator with dataloader_config=DataLoaderConfiguration(dispatch_batches=False)")
