@@ -24,7 +24,7 @@ COUNTERS = ("wait_s", "bytes_downloaded", "cache_hits", "cache_misses")  # what 
 METRIC_NAMES = (*COUNTERS, "samples")
 
 # header slots
-_POSITION, _N_STAGES, _GENERATION, _SEED, _UNFOLLOWED, _REPORTED, _SEQUENCE, _FRESH, _RESTORED = range(9)
+_POSITION, _N_STAGES, _GENERATION, _SEED, _UNFOLLOWED, _REPORTED, _SEQUENCE, _FRESH, _RESTORED, _PARTITIONS = range(10)
 
 
 class SharedControl:
@@ -33,7 +33,7 @@ class SharedControl:
     def __init__(self, num_languages: int, max_stages: int = 1024, max_workers: int = 256):
         self.num_languages = num_languages
         self.max_workers = max_workers
-        self._header = torch.zeros(9, dtype=torch.int64).share_memory_()
+        self._header = torch.zeros(10, dtype=torch.int64).share_memory_()
         self._stages = torch.zeros(max_stages, 1 + num_languages, dtype=torch.int64).share_memory_()
         self._metrics = torch.zeros(max_workers, len(METRIC_NAMES), dtype=torch.float64).share_memory_()
 
@@ -52,6 +52,7 @@ class SharedControl:
         self._header[_N_STAGES] = len(cursor.stages)
         self._header[_POSITION] = cursor.position
         self._header[_SEED] = cursor.seed
+        self._header[_PARTITIONS] = cursor.partitions
         if int(self._header[_GENERATION]) != cursor.generation:
             self._header[_FRESH] = 0
         self._header[_GENERATION] = cursor.generation
@@ -66,7 +67,8 @@ class SharedControl:
             if before % 2 == 0 and int(self._header[_SEQUENCE]) == before:
                 break
         stages = tuple((int(row[0]), row[1:].astype(np.uint64)) for row in table)
-        return Cursor(int(header[_SEED]), stages, int(header[_POSITION]), int(header[_GENERATION]))
+        return Cursor(int(header[_SEED]), stages, int(header[_POSITION]), int(header[_GENERATION]),
+                      int(header[_PARTITIONS]))
 
     @property
     def generation(self) -> int:

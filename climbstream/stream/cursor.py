@@ -1,7 +1,7 @@
 """Where a new iterator starts: everything the stream is a function of, but the corpus.
 
-The stream is a pure function of (seed, manifest, stages, position). A Cursor is the
-(seed, stages, position) part, plus a generation number that changes whenever stages or
+The stream is a pure function of (seed, manifest, stages, position, partitions). A Cursor is
+the (seed, stages, position, partitions) part, plus a generation number that changes whenever stages or
 seed are replaced (`add_stage`, `load_state_dict`), so that an iterator started under
 older stages can tell it is stale. It is immutable: the dataset swaps in a new one.
 """
@@ -15,24 +15,27 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Cursor:
-    """seed, stages [(start, uint64 weights[K]), ...], position (a global batch boundary)."""
+    """seed, stages [(start, uint64 weights[K]), ...], position (a global batch boundary), and P."""
 
     seed: int
     stages: tuple[tuple[int, np.ndarray], ...]
     position: int
     generation: int = 0
+    partitions: int = 1  # P of the partitioned order: fixed for a run, like the seed
 
     def at(self, position: int) -> "Cursor":
         """The same stages from another position (consumption moved on)."""
         return replace(self, position=int(position))
 
-    def with_stages(self, stages, seed: int | None = None, position: int | None = None) -> "Cursor":
-        """New stages (and optionally seed and position): a new generation."""
+    def with_stages(self, stages, seed: int | None = None, position: int | None = None,
+                    partitions: int | None = None) -> "Cursor":
+        """New stages (and optionally seed, position and P): a new generation."""
         return Cursor(
             self.seed if seed is None else int(seed),
             tuple((int(s), np.asarray(w, dtype=np.uint64)) for s, w in stages),
             self.position if position is None else int(position),
             self.generation + 1,
+            self.partitions if partitions is None else int(partitions),
         )
 
     def stage_key(self) -> tuple:

@@ -152,14 +152,14 @@ class ClimbStream(IterableDataset):
         self._reader_options = dict(cache_dir=cache_dir, cache_limit_bytes=cache_limit_bytes,
                                     prefetch_depth=prefetch_depth, storage=storage, read_mode=read_mode, verify=verify)
         self.planner = Planner(self.corpus, self._global_batch, self.window_shards, epoch_cap)
-        self.planner.partitions = resolve_partitions(partitions, self._global_batch, world_size, ranks_per_node)
+        partitions = resolve_partitions(partitions, self._global_batch, world_size, ranks_per_node)
         if self._layout is not None:
-            check_nodes(self.planner.partitions, self._layout.world_size, self.ranks_per_node)
+            check_nodes(partitions, self._layout.world_size, self.ranks_per_node)
         self.codec = StateCodec(self.corpus, self.languages, self._global_batch, self.planner)
         self.readers = ProcessReaders(self.corpus, self._reader_options, self.ranks_per_node)
         self.control = SharedControl(len(self.languages))
-        self.consumption = Consumption(Cursor(int(seed), ((0, self._weights_array(weights, "weights")),), 0),
-                                       self.control, self._global_batch)
+        cursor = Cursor(int(seed), ((0, self._weights_array(weights, "weights")),), 0, partitions=partitions)
+        self.consumption = Consumption(cursor, self.control, self._global_batch)
         self._iterating_pid = None  # the process whose first iterator used the copy it was created with
         self._loaded_here = None  # a state loaded inside a worker, for its next iterator
         self._live: StreamIterator | None = None
@@ -173,14 +173,14 @@ class ClimbStream(IterableDataset):
     @property
     def partitions(self) -> int:
         """P of the partitioned order (1: unpartitioned); a loaded state's replaces the constructor's."""
-        return self.planner.partitions
+        return self.consumption.cursor.partitions
 
     @property
     def layout(self) -> Layout:
         """This rank's batch layout; the data-parallel coordinates are resolved on first use."""
         if self._layout is None:
             self._layout = Layout(self._global_batch, *data_parallel_rank_and_size(*self._coordinates))
-            check_nodes(self.planner.partitions, self._layout.world_size, self.ranks_per_node)
+            check_nodes(self.partitions, self._layout.world_size, self.ranks_per_node)
         return self._layout
 
     @property
@@ -313,7 +313,7 @@ class ClimbStream(IterableDataset):
         self.consumption.replace(self.codec.cursor_from(stream_state_of(state, where), where, current,
                                                         allow_manifest_change=allow_manifest_change))
         if self._layout is not None:  # the saved P against this run's node count
-            check_nodes(self.planner.partitions, self._layout.world_size, self.ranks_per_node, f"{where}.partitions")
+            check_nodes(self.partitions, self._layout.world_size, self.ranks_per_node, f"{where}.partitions")
 
     # -- plans (no I/O) -------------------------------------------------------------------
     def plan(self, start: int, stop: int) -> Plan:

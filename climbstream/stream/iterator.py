@@ -55,7 +55,7 @@ class StreamIterator:
         planner = self._ctx.planner
         self._cursor = cursor
         self._schedule = planner.schedule(cursor)
-        self._orders = planner.orders(cursor.seed)
+        self._orders = planner.orders(cursor.seed, cursor.partitions)
         self._caps = planner.cap_samples(cursor.seed)  # samples per language allowed by epoch_cap, or None
         self._next_batch = int(next_batch)
         self._done = cursor.position  # end of the last global batch yielded whole

@@ -21,7 +21,6 @@ class Planner:
         self.global_batch = int(global_batch)
         self.window_shards = int(window_shards)
         self.epoch_cap = epoch_cap
-        self.partitions = 1  # P of the partitioned order (stream/partitioning.py): the dataset's, or a loaded state's
         self._schedule: tuple | None = None  # (stage key, Schedule)
         self._orders: tuple | None = None  # (seed, [LanguageOrder])
 
@@ -41,15 +40,15 @@ class Planner:
             self._schedule = (key, schedule)
         return self._schedule[1]
 
-    def orders(self, seed: int) -> list:
+    def orders(self, seed: int, partitions: int = 1) -> list:
         """One LanguageOrder per language for `seed`."""
-        if self._orders is None or self._orders[0] != (seed, self.partitions):
-            self._orders = ((seed, self.partitions), self.corpus.orders(seed, self.window_shards, self.partitions))
+        if self._orders is None or self._orders[0] != (seed, partitions):
+            self._orders = ((seed, partitions), self.corpus.orders(seed, self.window_shards, partitions))
         return self._orders[1]
 
     def plan(self, cursor: Cursor, start: int, stop: int) -> Plan:
         """Language, occurrence, shard and sample index of each position in [start, stop)."""
-        return plan_range(self.schedule(cursor), self.orders(cursor.seed), start, stop)
+        return plan_range(self.schedule(cursor), self.orders(cursor.seed, cursor.partitions), start, stop)
 
     def samples_per_epoch(self, seed: int) -> np.ndarray:
         """Training samples of each language (one epoch), int64[K]."""

@@ -9,6 +9,7 @@ one place that does it, for the dataset and for a worker restoring its iterator.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from collections.abc import Mapping, Sequence
 
 from climbstream.errors import ConfigError, StateError
@@ -35,7 +36,7 @@ class StateCodec:
             global_batch=self.global_batch,
             position=cursor.position,
             stages=stage_dicts(cursor, self.languages),
-            partitions=self.planner.partitions,
+            partitions=cursor.partitions,
         ).to_dict()
 
     def cursor_from(self, state: Mapping, where: str, current: Cursor, *, keep_generation: bool = False,
@@ -46,7 +47,6 @@ class StateCodec:
         current last stage's weights start a new stage at the saved position.
         """
         loaded = StreamState.from_dict(state, where)
-        self.planner.partitions = loaded.partitions  # fixed for the run, like the seed (a state without it: 1)
         if loaded.global_batch != self.global_batch:
             raise ConfigError(
                 f"{where}: saved global_batch {loaded.global_batch} != this dataset's {self.global_batch}; "
@@ -67,9 +67,10 @@ class StateCodec:
                         "global batches in lockstep)", where, loaded.position, loaded.position // b, position)
         if changed and position > stages[-1][0]:
             stages.append((position, current.stages[-1][1]))
-        cursor = current.with_stages(stages, seed=loaded.seed, position=position)
+        # P is fixed for the run, like the seed (a state without it: 1)
+        cursor = current.with_stages(stages, seed=loaded.seed, position=position, partitions=loaded.partitions)
         self.planner.schedule(cursor, where)  # a bad saved stage fails here, naming the state
-        return Cursor(cursor.seed, cursor.stages, cursor.position, current.generation) if keep_generation else cursor
+        return replace(cursor, generation=current.generation) if keep_generation else cursor
 
 
 def stage_dicts(cursor: Cursor, languages: Sequence[str]) -> list[dict]:

@@ -52,6 +52,24 @@ def test_the_state_carries_p_and_a_resume_on_another_world_size_continues_the_st
     assert got == _plan_keys(first, 3 * B, 5 * B)
 
 
+def test_persistent_workers_see_p_of_a_state_loaded_after_they_started(mds_corpus):
+    stream = ClimbStream(mds_corpus, WEIGHTS, global_batch=B, seed=3, rank=0, world_size=1)
+    loader = stream.dataloader(num_workers=2, persistent_workers=True)
+    read_batches_from(loader, 2)  # the workers now exist, made with P = 1
+    partitioned = ClimbStream(mds_corpus, WEIGHTS, global_batch=B, seed=3, rank=0, world_size=1, partitions=4)
+    read_batches(partitioned, 2)
+    stream.load_state_dict(partitioned.state_dict())
+    assert _read_keys(read_batches_from(loader, 3)) == _plan_keys(partitioned, 2 * B, 5 * B)
+
+
+def read_batches_from(loader, n: int) -> list[dict]:
+    from itertools import islice
+
+    from .helpers import describe_batch
+
+    return [describe_batch(b) for b in islice(loader, n)]
+
+
 def test_a_state_without_partitions_is_the_unpartitioned_order(mds_corpus):
     old = ClimbStream(mds_corpus, WEIGHTS, global_batch=B, seed=3, rank=0, world_size=1)
     assert old.partitions == 1 and "partitions" not in old.state_dict()
