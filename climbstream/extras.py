@@ -28,6 +28,7 @@ EXTRAS = {
     "transformers": ("transformers", "hf"),
     "accelerate": ("accelerate", "accelerate"),
     "pytorch_lightning": ("pytorch-lightning", "lightning"),
+    "torch.utils.tensorboard": ("tensorboard", "tb"),
 }
 
 
@@ -42,6 +43,6 @@ def require(module: str, what: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as err:
         top = module.split(".")[0]
-        package, extra = EXTRAS.get(top, (top, None))
+        package, extra = EXTRAS.get(module) or EXTRAS.get(top, (top, None))
         hint = f"pip install 'climbstream[{extra}]'" if extra else f"pip install {package}"
         raise MissingExtraError(f"{what} needs {package}, which is not installed ({err}); {hint}") from None

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from climbstream.errors import ConfigError
+from climbstream.extras import require
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +47,7 @@ class HFTokenizer:
     kind = "hf-tokenizers"
 
     def __init__(self, path: str, eos_id: int | None = None):
-        try:
-            from tokenizers import Tokenizer
-        except ImportError:
-            raise ConfigError(f"--tokenizer {path}: the 'tokenizers' package is not installed; "
-                              f"pip install tokenizers, or drop --tokenizer to use UTF-8 bytes") from None
+        Tokenizer = require("tokenizers", f"--tokenizer {path} (or drop --tokenizer for UTF-8 bytes)").Tokenizer
         try:
             self._tok: Any = Tokenizer.from_file(path)
         except Exception as err:  # tokenizers raises its own untyped Exception subclasses

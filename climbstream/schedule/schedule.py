@@ -32,10 +32,10 @@ from climbstream.errors import ScheduleError
 from climbstream.schedule import kernels
 from climbstream.schedule.rng import TAG_SCHEDULE, chain_key
 from climbstream.schedule.tree import MixingTree, build_tree
+from climbstream.schedule.weights import WEIGHT_TOTAL
 
 logger = logging.getLogger(__name__)
 
-WEIGHT_TOTAL = 2**32
 # Bump when any stream this module produces changes for the same inputs.
 ALGORITHM_VERSION = 1
 _MAX_POSITION = 2**62

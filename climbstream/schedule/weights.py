@@ -42,8 +42,3 @@ def integer_weights(ratios: Mapping[str, float], where: str = "weights") -> dict
     for n in order[:left]:
         floors[n] += 1
     return floors
-
-
-def ratios_from_integer(weights: Mapping[str, int]) -> dict[str, float]:
-    """The float ratios that integer weights stand for (for logs and reports)."""
-    return {n: int(w) / WEIGHT_TOTAL for n, w in sorted(weights.items())}

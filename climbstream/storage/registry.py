@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Callable
 
 from climbstream.errors import ConfigError
+from climbstream.extras import require
 from climbstream.storage.options import StorageOptions
 from climbstream.storage.store import ObjectStore
 from climbstream.storage.urls import url_scheme
@@ -47,12 +48,8 @@ def open_store(url: str, options: StorageOptions | None = None) -> ObjectStore:
     factory = _STORES.get(scheme)
     if factory is not None:
         return factory(options)
-    try:
-        from climbstream.storage.fsspec_store import FsspecStore
-    except ImportError as exc:
-        raise ConfigError(f"{url}: scheme {scheme}:// needs fsspec (pip install fsspec and its "
-                          f"{scheme} backend); supported without it: local paths, file://, s3://") from exc
-    import fsspec
+    fsspec = require("fsspec", f"{url} (scheme {scheme}://; without it: local paths, file://, s3://)")
+    from climbstream.storage.fsspec_store import FsspecStore
 
     try:
         fsspec.get_filesystem_class(scheme)

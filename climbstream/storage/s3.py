@@ -23,7 +23,8 @@ from builtins import ConnectionError as BuiltinConnectionError
 from collections.abc import Iterator
 from typing import Any
 
-from climbstream.errors import ConfigError, StorageError
+from climbstream.errors import StorageError
+from climbstream.extras import require
 from climbstream.storage.process_local import PerProcess
 from climbstream.storage.options import StorageOptions
 from climbstream.storage.redact import remember_secrets
@@ -73,10 +74,7 @@ def _session(o: StorageOptions):
     key = (o.access_key_id, o.secret_access_key, o.session_token, o.region)
     session = _sessions.get(key)
     if session is None:
-        try:
-            import boto3
-        except ImportError as exc:
-            raise ConfigError("s3:// URLs need boto3: pip install 'climbstream[s3]'") from exc
+        boto3 = require("boto3", "s3:// URLs")
         remember_secrets(o.secret_access_key, o.session_token)  # masked in logs (storage/redact.py)
         session = _sessions[key] = boto3.session.Session(
             aws_access_key_id=o.access_key_id, aws_secret_access_key=o.secret_access_key,
@@ -128,10 +126,7 @@ class S3Store(ObjectStore):
         return self._process.get().clients_created
 
     def _make_client(self):
-        try:
-            from botocore.config import Config
-        except ImportError as exc:
-            raise ConfigError("s3:// URLs need boto3: pip install 'climbstream[s3]'") from exc
+        Config = require("botocore.config", "s3:// URLs").Config
         o = self.options
         unsigned = {}
         if o.anonymous:

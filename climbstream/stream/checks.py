@@ -23,8 +23,9 @@ def is_number(value) -> bool:
         and math.isfinite(value)
 
 
-def check_int(name: str, value, low: int, high: int) -> int:
-    """`value` if it is an integer in [low, high], else a ConfigError naming `name`."""
+def check_int(name: str, value, low: int, high: int, error: type[Exception] = ConfigError) -> int:
+    """`value` if it is an integer in [low, high], else `error` (a ConfigError; a loaded state: a
+    StateError) naming `name`."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        raise ConfigError(f"{name}: expected an integer in [{low}, {high}], got {value!r}")
+        raise error(f"{name}: expected an integer in [{low}, {high}], got {value!r}")
     return int(value)

@@ -31,11 +31,6 @@ class Plan:
     def __len__(self) -> int:
         return len(self.lang)
 
-    @property
-    def positions(self) -> np.ndarray:
-        """Global positions covered by the plan."""
-        return np.arange(self.start, self.start + len(self.lang), dtype=np.int64)
-
     def shards_in_need_order(self) -> list[tuple[int, int]]:
         """Distinct (lang, shard) pairs in the order they are first needed."""
         seen: dict[tuple[int, int], None] = {}

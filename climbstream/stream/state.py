@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from climbstream.stream.checks import MAX_GLOBAL_BATCH, MAX_POSITION, MAX_SEED
+from climbstream.stream.checks import MAX_GLOBAL_BATCH, MAX_POSITION, MAX_SEED, check_int
 from climbstream.errors import StateError
 from climbstream.schedule.schedule import ALGORITHM_VERSION
 from climbstream.schedule.weights import WEIGHT_TOTAL
@@ -64,25 +64,19 @@ class StreamState:
                 f"{where}: written by schedule algorithm version {data['algorithm_version']!r}, this climbstream "
                 f"implements version {ALGORITHM_VERSION}; the stream would differ, so resume with the version that wrote it"
             )
-        seed = _integer(data, "seed", where, 0, MAX_SEED)
-        global_batch = _integer(data, "global_batch", where, 1, MAX_GLOBAL_BATCH)
-        position = _integer(data, "position", where, 0, MAX_POSITION)
+        seed = check_int(f"{where}.seed", data["seed"], 0, MAX_SEED, StateError)
+        global_batch = check_int(f"{where}.global_batch", data["global_batch"], 1, MAX_GLOBAL_BATCH, StateError)
+        position = check_int(f"{where}.position", data["position"], 0, MAX_POSITION, StateError)
         stages = data["stages"]
         if not isinstance(stages, (list, tuple)) or not all(isinstance(s, Mapping) for s in stages):
             raise StateError(f"{where}.stages: expected a list of {{start, weights}} mappings, got {stages!r}")
-        partitions = _integer(data, "partitions", where, 1, MAX_PARTITIONS) if "partitions" in data else 1
+        partitions = check_int(f"{where}.partitions", data["partitions"], 1, MAX_PARTITIONS, StateError) \
+            if "partitions" in data else 1
         if global_batch % partitions:
             raise StateError(f"{where}.partitions: {partitions} does not divide global_batch {global_batch}; "
                              f"the state is damaged (a run's P always divides its global batch)")
         return cls(seed=seed, manifest_fingerprint=str(data["manifest_fingerprint"]), global_batch=global_batch,
                    position=position, stages=[dict(s) for s in stages], partitions=partitions)
-
-
-def _integer(data: Mapping, key: str, where: str, low: int, high: int) -> int:
-    value = data[key]
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        raise StateError(f"{where}.{key}: expected an integer in [{low}, {high}], got {value!r}")
-    return int(value)
 
 
 def stages_from_state(state: StreamState, languages: Sequence[str], where: str = "state") -> list[tuple[int, np.ndarray]]:

@@ -126,11 +126,9 @@ class TensorBoardSink:
     at the record's step. Needs the tensorboard package (the `tb` extra)."""
 
     def __init__(self, logdir: str | os.PathLike):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise SinkError(f"TensorBoardSink({str(logdir)!r}) needs the tensorboard package, which is not "
-                            f"importable; pip install 'climbstream[tb]' or use JsonlSink") from None
+        from climbstream.extras import require
+
+        SummaryWriter = require("torch.utils.tensorboard", f"TensorBoardSink({str(logdir)!r})").SummaryWriter
         self.logdir = Path(logdir)
         self._writer_class = SummaryWriter
         self._writer = None

@@ -98,7 +98,9 @@ def test_tensorboard_sink_writes_scalars_per_language(written_log, tmp_path):
 
 def test_tensorboard_sink_without_tensorboard_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
-    with pytest.raises(SinkError, match=r"needs the tensorboard package.*climbstream\[tb\]"):
+    from climbstream.extras import MissingExtraError
+
+    with pytest.raises(MissingExtraError, match=r"TensorBoardSink\(.*\) needs tensorboard, .*climbstream\[tb\]"):
         TensorBoardSink(tmp_path / "tb")
 
 
