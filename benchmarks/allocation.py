@@ -62,6 +62,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import sys
 import time
 
@@ -173,7 +174,8 @@ def main(argv=None) -> dict:
     finally:
         runner.close()
     out["seconds"] = round(time.time() - started, 1)
-    out["cpu_seconds"] = round(time.process_time() - cpu_started, 1)
+    out["cpu_seconds"] = round(time.process_time() - cpu_started, 1)  # this process: corpus, law fits, solves
+    out["cpu_seconds_workers"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime, 1)  # the training runs
     out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     json.dump(out, sys.stdout)
     print()
