@@ -44,6 +44,23 @@ def choose_read_mode(manifest: Manifest, read_mode: str, verify: str, cache_dir:
     return mode
 
 
+def ranges_for_unowned(manifest: Manifest, mode: str, verify: str) -> bool:
+    """Whether a "shard"-mode reader reads the shards its node does not read whole by range.
+
+    Under a partitioned order a node reads whole only the shards its partitions own at
+    least half of (docs/schedule.md, "Partitioned order"); the rest of what it trains on
+    (slivers of shared shards, foreign draws) it reads by verified range. That needs
+    ranges that are samples (not compressed shards: those are decompressed once per
+    machine into the cache), a remote corpus (local ones are read in place: nothing is
+    downloaded), and ranges that can be checked: the manifest's sample sums under
+    verify="auto", or verify="size". Otherwise those shards stay whole, through the cache,
+    as in "shard" mode without partitions.
+    """
+    if mode != "shard" or compressed(manifest) or not is_remote(manifest.root):
+        return False
+    return verify == "size" or (verify == "auto" and has_sample_sums(manifest))
+
+
 def has_sample_sums(manifest: Manifest) -> bool:
     """Every shard lists its sample sums: range reads of the corpus are checked sample by sample."""
     return all(s.extra.get("sample_sums") for s in _all_shards(manifest))

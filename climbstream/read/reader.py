@@ -12,6 +12,14 @@ Three ways to get the bytes, chosen per corpus by `read_mode`:
 - "auto": local in place; remote "shard" when the cache holds K x (2 x prefetch_depth + 1) of
   the largest shards, else "range".
 
+Under a partitioned order (P >= 2) "shard" mode is per shard for this node: the caller
+says with each read whether the node reads that shard whole (`whole=`, from
+read/node_reads.py: its partitions own at least half of it); those go through the cache
+and the prefetcher, every other sample (slivers of shared shards, foreign draws) by
+verified range. Where ranges cannot be read or checked (compressed shards, a manifest
+without sample sums, verify="sha256") those shards are read whole through the cache as
+without partitions (read_modes.ranges_for_unowned); local corpora are read in place.
+
 Compressed MDS shards (local or remote) are always read in "shard" mode: decompressed once
 per machine into the cache (storage/unpack.py); without a cache_dir, into the machine's
 default cache (storage/cache_location.py).
@@ -45,7 +53,7 @@ from climbstream.formats.manifest import Manifest, ShardInfo, inside_root
 from climbstream.formats.mds import ShardFormatError
 from climbstream.read.mds_samples import MdsSamples
 from climbstream.read.read_modes import (READ_MODES, VERIFY_MODES, choose_read_mode, compressed, largest_stored_bytes,
-                                        unpack_of)
+                                        ranges_for_unowned, unpack_of)
 from climbstream.read.tar_samples import TarSamples
 from climbstream.storage.cache_location import default_cache_dir
 from climbstream.storage.process_local import PerProcess
@@ -55,12 +63,11 @@ log = logging.getLogger(__name__)
 
 __all__ = ["READ_MODES", "VERIFY_MODES", "SampleReader", "open_reader", "check_sha256"]  # modes re-exported
 _MIN_OPEN_FILES = 128
-_OPEN_FILES_PER_LANGUAGE = 8  # a language's window of shards (4 by default) and the next one's
 
 
 def open_reader(manifest: Manifest, cache_dir: str | None = None, cache_limit_bytes: int | None = None,
                 prefetch_depth: int = 2, storage: Any = None, read_mode: str = "auto",
-                verify: str = "auto", readers_sharing_cache: int = 1) -> "SampleReader":
+                verify: str = "auto", readers_sharing_cache: int = 1, window_shards: int = 4) -> "SampleReader":
     """A SampleReader for `manifest`; see the module docstring for the read modes.
 
     `verify`: "auto" hashes each local shard once per process before its first read
@@ -73,16 +80,19 @@ def open_reader(manifest: Manifest, cache_dir: str | None = None, cache_limit_by
     `readers_sharing_cache`: how many readers of
     this machine (DataLoader workers x local ranks) use the same cache at once; the
     capacity check and the "auto" choice count all of their shards in use.
+    `window_shards`: the order's shuffle window, which sizes the local descriptors kept open
+    (`max_open_files`).
     """
     return SampleReader(manifest, cache_dir, cache_limit_bytes, prefetch_depth, storage, read_mode, verify,
-                        readers_sharing_cache)
+                        readers_sharing_cache, window_shards)
 
 
 class SampleReader:
     """Reads fixed-length token samples: `read(lang, split, shard, index) -> int64[seq_len]`."""
 
     def __init__(self, manifest: Manifest, cache_dir: str | None, cache_limit_bytes: int | None,
-                 prefetch_depth: int, storage: Any, read_mode: str, verify: str, readers_sharing_cache: int = 1):
+                 prefetch_depth: int, storage: Any, read_mode: str, verify: str, readers_sharing_cache: int = 1,
+                 window_shards: int = 4):
         if prefetch_depth < 0:
             raise ConfigError(f"prefetch_depth must be >= 0, got {prefetch_depth}")
         self.manifest = manifest
@@ -94,10 +104,13 @@ class SampleReader:
         self.cache_limit_bytes = cache_limit_bytes
         self.prefetch_depth = prefetch_depth
         self.readers_sharing_cache = max(1, int(readers_sharing_cache))
+        self.window_shards = max(1, int(window_shards))
         self.storage = storage
         self.requested_mode = read_mode
         self.local = not is_remote(manifest.root)
         self.mode = choose_read_mode(manifest, read_mode, verify, cache_dir, cache_limit_bytes, self._shards_in_use())
+        self.unowned_by_range = ranges_for_unowned(manifest, self.mode, verify)
+        self.requested_verify = verify
         self.verify = "sha256" if verify == "auto" else verify
         self.tokens_field = manifest.data.get("tokens_field", "tokens")
         self.samples = (MdsSamples(self.tokens_field) if manifest.format == "mds"
@@ -112,7 +125,7 @@ class SampleReader:
 
     def _reset(self) -> bool:
         self._files: OrderedDict[str, int] = OrderedDict()
-        self._max_open_files = max_open_files(len(self.manifest.languages))
+        self._max_open_files = max_open_files(len(self.manifest.languages), self.window_shards)
         self._checked: set[str] = set()  # local shards found inside the corpus folder, once per process
         self._verified: set[str] = set()
         self.samples.forget()
@@ -124,6 +137,7 @@ class SampleReader:
         self._wait_s = 0.0
         self._range_bytes = 0
         self._reads = 0
+        self._told_whole = False
         return True
 
     def __getstate__(self) -> dict:
@@ -159,14 +173,23 @@ class SampleReader:
         return self.read_with(lang, split, shard, index, ())[0]
 
     def read_with(self, lang: str, split: str, shard: int, index: int,
-                  columns: tuple[str, ...]) -> tuple[np.ndarray, dict]:
-        """`read`, and the sample's other MDS `columns` by name (decoded from the same bytes)."""
+                  columns: tuple[str, ...], whole: bool = True) -> tuple[np.ndarray, dict]:
+        """`read`, and the sample's other MDS `columns` by name (decoded from the same bytes).
+
+        `whole=False`: this node does not read the shard whole (a partitioned order's sliver
+        or foreign draw); in "shard" mode the sample is read by verified range where
+        `unowned_by_range`, else through the cache as usual.
+        """
         self._check_process()
         info = self._shard(lang, split, shard)
         if not 0 <= index < info.samples:
             raise ManifestError(f"{info.where}: sample {index} out of range (shard has {info.samples})")
         start = time.perf_counter()
-        if self.mode == "shard" and self._held is not None:
+        if not whole and not self.unowned_by_range and not self._told_whole:
+            self._tell_whole()
+        if not whole and self.unowned_by_range:
+            tokens, extra = self.samples.read(info, index, self._range_source(info), columns)
+        elif self.mode == "shard" and self._held is not None:
             tokens, extra = self.samples.read(info, index, self._held_source(info), columns)
         elif self.mode == "shard":
             with self._get_prefetcher().get(info.url, info.bytes, info.sha256, unpack_of(info)) as path:
@@ -204,7 +227,11 @@ class SampleReader:
             self._release_held()
 
     def hint(self, upcoming: list[tuple[str, str, int]]) -> None:
-        """Shards needed next, in need order; downloads ahead in "shard" mode."""
+        """Shards needed next, in need order; downloads ahead in "shard" mode.
+
+        Name only shards read whole: a shard hinted here is downloaded whole, so the
+        shards a node reads by range (`whole=False` with `unowned_by_range`) stay out.
+        """
         self._check_process()
         if self.mode != "shard" or not upcoming:
             return
@@ -258,6 +285,20 @@ class SampleReader:
             else:
                 self._files.move_to_end(info.url)
             return FileSource(local_path(info.url), info, fd)
+        return self._range_source(info)
+
+    def _tell_whole(self) -> None:
+        """Say once per process why shards this node does not own are downloaded whole."""
+        self._told_whole = True
+        if self.mode != "shard" or self.local:
+            return  # read by range already, or in place: nothing is downloaded whole
+        why = ("its shards are compressed" if compressed(self.manifest) else
+               "verify='sha256' refuses byte ranges" if self.requested_verify == "sha256" else
+               "its manifest lists no sample sums (rerun 'climbstream manifest' for verified ranges)")
+        log.info("%s: shards this node does not read whole (slivers, foreign draws) are downloaded whole through "
+                 "the cache, since %s", self.manifest.where, why)
+
+    def _range_source(self, info: ShardInfo) -> RangeSource:
         return RangeSource(self._get_store(), info, self._count_range_bytes, self._sums_of(info))
 
     def _sums_of(self, info: ShardInfo):
@@ -331,15 +372,20 @@ class SampleReader:
         return self._prefetcher
 
 
-def max_open_files(languages: int) -> int:
-    """How many local shards a reader keeps open: every language's current windows, within RLIMIT_NOFILE.
+def max_open_files(languages: int, window_shards: int = 4) -> int:
+    """How many local shards a reader keeps open: every language's window and one more, within RLIMIT_NOFILE.
 
-    Block-exact mixing reads all K languages in every batch, each from a window of a few
-    shards, so a reader uses about K x 4 shards at once. A fixed 128 descriptors thrashed
-    on 100 languages: 70% of the sample reads reopened (and re-checked) their shard. Half of
-    the soft descriptor limit is left for everything else in the process.
+    Block-exact mixing reads all K languages in every batch, each from a window of
+    `window_shards` shards, so a reader uses about K x window shards at once; one more per
+    language lets a language move to its next window without evicting another's. A fixed
+    128 descriptors thrashed on 100 languages: 70% of the sample reads reopened (and
+    re-checked) their shard. Replaying one worker's reads of the loader benchmark's `wide`
+    corpus (100 languages, 24-sample shards, window 4) through the LRU: 1,935 opens per
+    20,032 reads with K x 5 descriptors, 1,808 with K x 8, about 1,750 opens being the
+    shards' first reads. Half of the soft descriptor limit is left for everything else in
+    the process.
     """
-    wanted = max(_MIN_OPEN_FILES, languages * _OPEN_FILES_PER_LANGUAGE)
+    wanted = max(_MIN_OPEN_FILES, languages * (max(1, int(window_shards)) + 1))
     return max(16, min(wanted, _descriptor_limit() // 2))
 
 

@@ -121,10 +121,11 @@ class CorpusReader:
         self.view = view
         self.readers = list(readers)
 
-    def read_with(self, name: str, shard: int, index: int, columns: tuple[str, ...] = (), split: str = TRAIN):
+    def read_with(self, name: str, shard: int, index: int, columns: tuple[str, ...] = (), split: str = TRAIN,
+                  whole: bool = True):
         """(tokens, {column: value}) of sample `index` of shard `shard` of language `name`
-        (see SampleReader.read_with)."""
-        return self.readers[self.view._source_of[name]].read_with(name, split, shard, index, columns)
+        (see SampleReader.read_with; `whole=False`: this node does not read the shard whole)."""
+        return self.readers[self.view._source_of[name]].read_with(name, split, shard, index, columns, whole)
 
     @contextlib.contextmanager
     def holding(self) -> Iterator[None]:
@@ -134,11 +135,20 @@ class CorpusReader:
                 stack.enter_context(r.holding())
             yield
 
-    def hint(self, upcoming: Sequence[tuple[str, int]], split: str = TRAIN) -> None:
-        """Shards that will be read next, in need order."""
+    def hint(self, upcoming: Sequence[tuple[str, int]], split: str = TRAIN,
+             whole: Sequence[bool] | None = None) -> None:
+        """Shards that will be read next, in need order.
+
+        `whole[i]` False: this node does not read upcoming[i] whole (read/node_reads.py);
+        it is left out wherever its reader reads such shards by range, so the prefetcher
+        only ever downloads shards the node reads whole.
+        """
         per_source: dict[int, list] = {}
-        for name, shard in upcoming:
-            per_source.setdefault(self.view._source_of[name], []).append((name, split, shard))
+        for i, (name, shard) in enumerate(upcoming):
+            source = self.view._source_of[name]
+            if whole is not None and not whole[i] and self.readers[source].unowned_by_range:
+                continue
+            per_source.setdefault(source, []).append((name, split, shard))
         for i, items in per_source.items():
             self.readers[i].hint(items)
 

@@ -150,7 +150,8 @@ class ClimbStream(IterableDataset):
         self.window_shards = int(window_shards)
         self.stop_position = stop_position
         self._reader_options = dict(cache_dir=cache_dir, cache_limit_bytes=cache_limit_bytes,
-                                    prefetch_depth=prefetch_depth, storage=storage, read_mode=read_mode, verify=verify)
+                                    prefetch_depth=prefetch_depth, storage=storage, read_mode=read_mode, verify=verify,
+                                    window_shards=self.window_shards)
         self.planner = Planner(self.corpus, self._global_batch, self.window_shards, epoch_cap)
         partitions = resolve_partitions(partitions, self._global_batch, world_size, ranks_per_node)
         if self._layout is not None:

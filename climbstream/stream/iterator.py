@@ -43,6 +43,7 @@ class StreamIterator:
         self._on_batch = on_batch  # (first position, generation) of each whole batch, in the main process
         self._slot = ctx.control.check_slot(worker)
         self._readers = None
+        self._node_reads = None  # (orders, NodeReads | None): the shards this node reads whole
         self._reported: dict = {}
         self._restart(cursor, ctx.layout.first_batch(cursor.position, worker))
 
@@ -121,21 +122,46 @@ class StreamIterator:
         names = self._ctx.languages
         readers = self._open_readers()
         columns = self._ctx.columns
+        node = self._node()
+        whole = [True] * len(plan) if node is None else node.whole(plan.lang, plan.shard).tolist()
         out = []
         with readers.holding():  # each cached shard acquired once per batch, not per sample
             for j in range(len(plan)):
                 lang = int(plan.lang[j])
                 shard = int(plan.shard[j])
                 index = int(plan.index[j])
-                tokens, extra = readers.read_with(names[lang], shard, index, columns)
+                tokens, extra = readers.read_with(names[lang], shard, index, columns, whole=whole[j])
                 out.append(make_sample(tokens, lang, plan.start + j, shard, index, extra))
         return out
 
     def _hint(self, plan: Plan, following: Plan | None) -> None:
-        """Prefetch this batch's shards, then the next one's (the plan replaces the last)."""
+        """Prefetch this batch's shards, then the next one's (the plan replaces the last); under a
+        partitioned order only those this node reads whole (the rest are read by range)."""
         names = self._ctx.languages
-        pairs = plan.shards_in_need_order() + (following.shards_in_need_order() if following is not None else [])
-        self._open_readers().hint([(names[lang], shard) for lang, shard in dict.fromkeys(pairs)])
+        pairs = list(dict.fromkeys(plan.shards_in_need_order()
+                                   + (following.shards_in_need_order() if following is not None else [])))
+        node = self._node()
+        whole = None if node is None or not pairs else node.whole(*zip(*pairs)).tolist()
+        self._open_readers().hint([(names[lang], shard) for lang, shard in pairs], whole=whole)
+
+    def _node(self):
+        """This node's NodeReads under the current orders (None: P = 1, the read mode decides alone).
+
+        A pure function of (orders, this node's partitions), so every rank and worker of the
+        node reads the same shards whole and shares them through the node's cache."""
+        orders = self._orders
+        if self._node_reads is None or self._node_reads[0] is not orders:
+            from climbstream.read.node_reads import NodeReads
+            from climbstream.stream.partitioning import node_partitions
+
+            node = None
+            if getattr(orders, "partitions", 1) > 1:
+                layout = self._ctx.layout
+                first, stop = node_partitions(orders.partitions, layout.rank, layout.world_size,
+                                              self._ctx.readers.ranks_per_node)
+                node = NodeReads(orders, first, stop)
+            self._node_reads = (orders, node)
+        return self._node_reads[1]
 
     def _open_readers(self):
         if self._readers is None:

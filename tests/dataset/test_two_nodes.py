@@ -1,15 +1,16 @@
 """Two nodes on one machine read the uninterrupted stream together, each downloading its half.
 
 Four gloo ranks play two nodes of two ranks (ranks_per_node=2, one cache_dir per node)
-over a corpus on the moto S3 server, in read_mode "shard" (whole shards through the
-node's cache). P is left to its default, the node count (2). Every position must hold
-what one process reading the whole stream holds, and each node's cache must download
-about half the bytes the job touches (without partitions each node downloads over 3/4).
+over a corpus on the moto S3 server, in read_mode "shard". P is left to its default, the
+node count (2). Every position must hold what one process reading the whole stream
+holds. Each node reads whole (through its cache) exactly the shards its partition owns
+at least half of (read/node_reads.py) and every other sample it trains on by verified
+range: its slivers of the shards the two parts share, and its foreign draws. Seed 8 has
+36 foreign draws in these 30 batches (22 range reads per node in all).
 
-Foreign draws (the few a node reads from the other node's part) go through the cache
-as whole shards for now; seed 2 has none in these 30 batches, so the half is exact up to
-the shards the two parts share at their boundary. The pure plan predicts the downloads
-of any seed, foreign draws included, and the test checks the prediction too.
+Measured here (bytes per node): 51,485 and 47,711 before, every shard a node touched
+downloaded whole (what "shard" mode did without the per-shard rule, and still does under
+verify="sha256"); after, the whole shards the plan predicts plus the range reads.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from .helpers import by_position, read_batches
 
 B = 16
 BATCHES = 30
-SEED = 2
+SEED = 8
 RANKS_PER_NODE = 2
 
 
@@ -66,6 +67,39 @@ def _plain(batches: list[dict]) -> list[dict]:
             for b in batches]
 
 
+def _cached_bytes(cache_dir) -> int:
+    """Bytes of the whole shards a node's cache downloaded."""
+    data = cache_dir / "data"
+    return sum(f.stat().st_size for f in data.iterdir()) if data.exists() else 0
+
+
+def _node_reads(stream, nodes: int) -> list[dict]:
+    """Per node, from the pure plan: bytes of the shards it reads whole, the samples it reads by
+    range (and from how many shards), the bytes of the samples it trains on, its foreign draws."""
+    from climbstream.read.node_reads import NodeReads
+
+    plan = stream.plan(0, BATCHES * B)
+    node = (np.arange(len(plan)) % B) // (B // nodes)
+    out = []
+    for n in range(nodes):
+        mine = node == n
+        lang, shard = plan.lang[mine], plan.shard[mine]
+        whole = NodeReads(stream.corpus.orders(SEED, stream.window_shards, 2), n, n + 1).whole(lang, shard)
+        pairs = set(zip(lang[whole].tolist(), shard[whole].tolist()))
+        ranged = set(zip(lang[~whole].tolist(), shard[~whole].tolist()))
+        trained = sum(_shard_info(stream, *key).bytes / _shard_info(stream, *key).samples
+                      for key in zip(lang.tolist(), shard.tolist()))
+        out.append({"whole_bytes": sum(_shard_info(stream, lang, shard).bytes for lang, shard in pairs),
+                    "range_samples": int((~whole).sum()), "range_shards": len(ranged),
+                    "trained_bytes": trained, "foreign": int((plan.owner[mine] != n).sum())})
+    return out
+
+
+def _shard_info(stream, lang: int, shard: int):
+    name = stream.languages[lang]
+    return stream.corpus.manifest_of(name).shards(name, "train")[shard]
+
+
 def _predicted_node_bytes(stream, nodes: int) -> tuple[list[int], int]:
     """Bytes of the distinct shards each node's positions draw from, and of all the job touches."""
     plan = stream.plan(0, BATCHES * B)
@@ -79,7 +113,7 @@ def _predicted_node_bytes(stream, nodes: int) -> tuple[list[int], int]:
     return per_node, sum(size.values())
 
 
-def test_two_nodes_read_the_stream_together_and_each_downloads_half(text_corpus, s3_bucket, tmp_path):  # noqa: F811
+def test_two_nodes_read_the_stream_together_and_each_downloads_its_share(text_corpus, s3_bucket, tmp_path):  # noqa: F811
     from climbstream.cli import main
 
     url = f"{s3_bucket.url}/corpus"
@@ -99,14 +133,27 @@ def test_two_nodes_read_the_stream_together_and_each_downloads_half(text_corpus,
     assert merged == reference
     assert all(res["state"] == {**single.state_dict()} for res in results)
 
-    # each node: about half of what the job touches (the one process downloads it all once)
-    job = single.metrics()["bytes_downloaded"]
+    # each node: the whole shards the rule names, through its cache, and the rest by range
     node_bytes = [sum(results[r]["bytes"] for r in range(n * RANKS_PER_NODE, (n + 1) * RANKS_PER_NODE))
                   for n in range(2)]
-    predicted, touched = _predicted_node_bytes(single, 2)
-    assert job == touched
-    assert node_bytes == predicted
-    assert all(0.4 * job <= b <= 0.6 * job for b in node_bytes), (node_bytes, job)
+    cached = [_cached_bytes(tmp_path / f"cache-node{n}") for n in range(2)]
+    reads = _node_reads(single, 2)
+    assert [r["foreign"] for r in reads] == [18, 18] and all(r["range_samples"] for r in reads)
+    assert cached == [r["whole_bytes"] for r in reads]
+    shards = [s for n in single.languages for s in single.corpus.manifest_of(n).shards(n, "train")]
+    sample_bytes = max(s.bytes / s.samples for s in shards)
+    per_shard = max(s.extra["sample_sums"]["bytes"] + s.extra["header_bytes"] for s in shards)  # per process
+    for n, r in enumerate(reads):
+        ranged = node_bytes[n] - cached[n]
+        assert 0 < ranged <= r["range_samples"] * sample_bytes + RANKS_PER_NODE * r["range_shards"] * per_shard
+        # docs/schedule.md's bound: whole shards at most 2x, with the ranges at most 3x what it trains on
+        assert cached[n] <= 2 * r["trained_bytes"] and node_bytes[n] <= 3 * r["trained_bytes"], (n, r)
+
+    # against before (every shard a node touches downloaded whole, measured 51,485 and 47,711): less
+    before, touched = _predicted_node_bytes(single, 2)
+    job = single.metrics()["bytes_downloaded"]
+    assert job == touched  # one process (P = 2, one node) reads every shard whole: it owns them all
+    assert all(after < was for after, was in zip(node_bytes, before)), (node_bytes, before)
 
     # the same two nodes without partitions: each would download nearly everything
     unpartitioned = ClimbStream(url, WEIGHTS, global_batch=B, seed=SEED, rank=0, world_size=1,

@@ -31,6 +31,20 @@ def test_descriptors_cover_every_languages_window_within_the_process_limit(monke
     assert max_open_files(1000) == 16
 
 
+def test_descriptors_follow_the_streams_window(prepared, monkeypatch):
+    """K x (window + 1): each language's window of shards and one more as it moves to the next."""
+    from climbstream import ClimbStream
+
+    monkeypatch.setattr(reader_module, "_descriptor_limit", lambda: 1 << 16)
+    assert max_open_files(100, 8) == 900 and max_open_files(100, 2) == 300 and max_open_files(10, 2) == 128
+    manifest = prepared[1]
+    stream = ClimbStream(manifest.root, {n: 1.0 for n in manifest.languages}, global_batch=8, rank=0, world_size=1,
+                         window_shards=50)
+    reader = stream.readers.get(0).readers[0]
+    assert reader.window_shards == 50 and reader._max_open_files == len(manifest.languages) * 51 > 128
+    stream.readers.close()
+
+
 def test_a_reopened_shard_is_not_checked_again(copy_of, monkeypatch):
     checks, opens = [], []
     real_check, real_open = reader_module.inside_root, os.open

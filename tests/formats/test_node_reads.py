@@ -1,0 +1,122 @@
+"""A node reads whole only the shards its partitions own at least half of, the rest by range.
+
+The rule is pure (read/node_reads.py, read_modes.ranges_for_unowned); the reader applies
+it per read (`whole=False`: by verified range in "shard" mode) and the corpus reader keeps
+those shards out of the prefetcher. Where ranges cannot be read or checked the shards
+stay whole, through the cache, as without partitions.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+from climbstream.formats.manifest import Manifest
+from climbstream.prepare.prepare import prepare
+from climbstream.read.node_reads import NodeReads
+from climbstream.read.read_modes import ranges_for_unowned
+from climbstream.read.reader import open_reader
+from climbstream.stream.corpus_view import CorpusView
+from tests.formats.conftest import HELDOUT_FRAC, SEQ_LEN, SHARD_SAMPLES
+
+
+def _without(manifest: Manifest, key: str, root: str) -> Manifest:
+    """The manifest with `key` dropped from every shard, as if it lived at `root`."""
+    data = dict(manifest.data)
+    data["languages"] = {n: {**e, "train": [{k: v for k, v in s.items() if k != key} for s in e["train"]],
+                             "heldout": [{k: v for k, v in s.items() if k != key} for s in e["heldout"]]}
+                         for n, e in data["languages"].items()}
+    return Manifest.from_dict(data, root, f"{root}/m.json")
+
+
+def test_unowned_shards_are_read_by_range_only_where_ranges_are_samples_and_verified(prepared):
+    local = prepared[1]
+    remote = Manifest.from_dict(local.data, "s3://no-such-bucket/c", "s3://no-such-bucket/c/m.json")
+    assert ranges_for_unowned(remote, "shard", "auto")  # sample sums listed: verified ranges
+    assert ranges_for_unowned(remote, "shard", "size")
+    assert not ranges_for_unowned(remote, "shard", "sha256")  # crc32 is no sha256: whole, hashed on download
+    assert not ranges_for_unowned(_without(local, "sample_sums", "s3://no-such-bucket/c"), "shard", "auto")
+    assert ranges_for_unowned(_without(local, "sample_sums", "s3://no-such-bucket/c"), "shard", "size")
+    assert not ranges_for_unowned(local, "local", "auto")  # read in place: nothing downloaded
+    assert not ranges_for_unowned(remote, "range", "auto")  # everything is a range already
+    packed = dict(remote.data)
+    packed["languages"] = {n: {**e, "train": [dict(s, compression="zstd", raw_bytes=s["bytes"]) for s in e["train"]]}
+                           for n, e in packed["languages"].items()}
+    assert not ranges_for_unowned(Manifest.from_dict(packed, remote.root), "shard", "auto")  # ranges of zstd
+
+
+@pytest.mark.parametrize("partitions,nodes", [(4, 4), (4, 2), (6, 3)])
+def test_each_node_reads_whole_what_its_partitions_own_half_of(prepared, partitions, nodes):
+    view = CorpusView([prepared[1]], [prepared[1].root])
+    orders = view.orders(seed=5, window_shards=2, partitions=partitions)
+    per = partitions // nodes
+    reads = [NodeReads(orders, n * per, (n + 1) * per) for n in range(nodes)]
+    for i, name in enumerate(view.languages):
+        shards = np.arange(len(orders.shard_samples[i]))
+        whole = np.array([r.whole(np.full(shards.size, i), shards) for r in reads])
+        for n in range(nodes):
+            np.testing.assert_array_equal(whole[n], orders.read_whole(i, n * per, (n + 1) * per))
+            owned = orders.owned_samples(i, n * per, (n + 1) * per)
+            assert (whole[n] == (2 * owned >= orders.shard_samples[i]) & (owned > 0)).all(), name
+        assert (whole.sum(axis=0) <= 2).all(), name  # per epoch a shard is downloaded whole at most twice
+    assert sum(r.whole_shards() for r in reads) >= sum(len(s) for s in orders.shard_samples) - (partitions - 1)
+    assert NodeReads.of(view.orders(seed=5, window_shards=2), 0, 1) is None  # P = 1: the read mode alone
+
+
+@pytest.fixture
+def remote_mds(s3_bucket, folder_corpus):
+    options = s3_bucket.options()
+    url = f"{s3_bucket.url}/corpora/mds"
+    prepare(folder_corpus, url, fmt="mds", seq_len=SEQ_LEN, heldout_frac=HELDOUT_FRAC,
+            shard_samples=SHARD_SAMPLES, storage=options)
+    return Manifest.load(url, storage=options), options
+
+
+def _cached(cache_dir) -> list[str]:
+    data = os.path.join(cache_dir, "data")
+    return sorted(os.listdir(data)) if os.path.isdir(data) else []
+
+
+def test_a_shard_the_node_does_not_read_whole_is_read_by_range_and_never_cached(remote_mds, tmp_path):
+    manifest, options = remote_mds
+    shard = manifest.shards("bb")[0]
+    ranged = open_reader(manifest, storage=options, read_mode="range")
+    expected = [ranged.read("bb", "train", 0, i).copy() for i in range(shard.samples)]
+    cache = str(tmp_path / "cache")
+    reader = open_reader(manifest, storage=options, read_mode="shard", cache_dir=cache)
+    assert reader.mode == "shard" and reader.unowned_by_range
+    with reader.holding():
+        got = [reader.read_with("bb", "train", 0, i, (), whole=False)[0] for i in range(shard.samples)]
+    np.testing.assert_array_equal(np.stack(got), np.stack(expected))
+    assert _cached(cache) == []  # nothing downloaded whole
+    sums, header = shard.extra["sample_sums"]["bytes"], shard.extra["header_bytes"]
+    assert reader.metrics()["bytes_downloaded"] == ranged.metrics()["bytes_downloaded"]
+    assert reader.metrics()["bytes_downloaded"] <= shard.bytes + sums + header
+    reader.read_with("bb", "train", 1, 0, ())  # a shard it reads whole: through the cache
+    assert len(_cached(cache)) == 1
+    reader.close()
+    ranged.close()
+
+
+def test_hints_name_only_whole_shards_and_sha256_keeps_every_shard_whole(remote_mds, tmp_path):
+    manifest, options = remote_mds
+    view = CorpusView([manifest], [manifest.root])
+    cache = str(tmp_path / "cache")
+    readers = view.open_readers(storage=options, read_mode="shard", cache_dir=cache, prefetch_depth=2)
+    readers.hint([("bb", 0), ("bb", 1)], whole=[False, True])
+    deadline = time.monotonic() + 30
+    while not _cached(cache) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # a download of shard 0, were it asked for, would have started by now
+    assert len(_cached(cache)) == 1 and "shard.00001" in _cached(cache)[0]
+    readers.close()
+
+    hashed = str(tmp_path / "hashed")  # verify="sha256": no range reads, so the shard comes whole
+    readers = view.open_readers(storage=options, read_mode="shard", cache_dir=hashed, verify="sha256")
+    assert not readers.readers[0].unowned_by_range
+    readers.read_with("bb", 0, 3, whole=False)
+    assert len(_cached(hashed)) == 1 and readers.metrics()["bytes_downloaded"] == manifest.shards("bb")[0].bytes
+    readers.close()
