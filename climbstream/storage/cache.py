@@ -46,13 +46,11 @@ import logging
 import os
 import re
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from climbstream.errors import ConfigError
-from climbstream.storage.process_local import PerProcess
 from climbstream.storage.store import TEMP_MARKER, ObjectStore
 from climbstream.storage.retry import IntegrityError, ObjectNotFoundError
 from climbstream.storage.unpack import Unpack
@@ -73,14 +71,6 @@ def _human(n: int) -> str:
             return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
         n /= 1024
     return str(n)
-
-
-class _Counters:
-    """One process's cache counters and the lock its threads update them under."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.values = dict(hits=0, misses=0, bytes_downloaded=0, evictions=0, evicted_bytes=0)
 
 
 @dataclass
@@ -121,7 +111,6 @@ class ShardCache:
         self.limit_bytes = limit_bytes
         for sub in ("data", "index", "locks"):
             os.makedirs(os.path.join(self.root, sub), exist_ok=True)
-        self._stats = PerProcess(_Counters)  # this process's counters; a forked child starts at zero
         self._overflowed = False  # this process pushed the cache over its limit (all else in use)
         self._verified: dict[str, tuple] = {}  # key -> ((inode, size, mtime_ns), bytes, sha256) seen complete
 
@@ -195,7 +184,6 @@ class ShardCache:
     def _handed_over(self, url: str, key: str, use_fd: int, downloaded: int) -> CachedShard:
         """The handle of a complete entry, owning `use_fd` (its shared use lock) from now on."""
         self._touch(key)
-        self._count(hits=int(downloaded == 0), misses=int(downloaded > 0), bytes_downloaded=downloaded)
         return CachedShard(url, self._data_path(key), hit=downloaded == 0, bytes_downloaded=downloaded,
                            _fd=use_fd, _cache=self)
 
@@ -209,12 +197,6 @@ class ShardCache:
         """Bytes of the shards this cache holds or is downloading, on the whole machine."""
         return sum(entry["bytes"] for entry in self._scan())
 
-    def stats(self) -> dict:
-        """This process's counters: hits, misses, bytes_downloaded, evictions, evicted_bytes."""
-        counters = self._stats.get()
-        with counters.lock:
-            return dict(counters.values)
-
     # -- internals ---------------------------------------------------------------------
     def _data_path(self, key: str) -> str:
         return os.path.join(self.root, "data", key)
@@ -224,12 +206,6 @@ class ShardCache:
 
     def _marker_path(self, key: str) -> str:
         return os.path.join(self.root, "index", key + ".json")
-
-    def _count(self, **deltas: int) -> None:
-        counters = self._stats.get()
-        with counters.lock:
-            for name, delta in deltas.items():
-                counters.values[name] += delta
 
     def _open_local(self, url: str, store: ObjectStore, size: int | None) -> CachedShard:
         path = store.local_path(url)
@@ -435,7 +411,6 @@ class ShardCache:
                 os.close(fetch_fd)
                 os.close(fd)
             freed += entry["bytes"]
-            self._count(evictions=1, evicted_bytes=entry["bytes"])
             log.debug("cache %s: evicted %s (%d bytes)", self.root, entry.get("url"), entry["bytes"])
         return freed
 

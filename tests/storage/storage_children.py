@@ -18,10 +18,10 @@ def acquire_once(root, limit, url, size, options, barrier, results):
     store = open_store(url, StorageOptions(**options))
     cache = ShardCache(root, limit)
     barrier.wait(timeout=30)
-    with cache.acquire(url, store, size=size) as path:
-        stats = cache.stats()
+    shard = cache.open(url, store, size=size)
+    with shard as path:
         with open(path, "rb") as f:
-            results.put((os.getpid(), stats["hits"], stats["bytes_downloaded"], len(f.read())))
+            results.put((os.getpid(), int(shard.hit), shard.bytes_downloaded, len(f.read())))
 
 
 def hold(root, limit, url, size, options, holding, release):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
 
 import pytest
@@ -70,15 +72,52 @@ def test_shards_are_fetched_in_the_order_wanted_and_read_back_exactly(corpus, pr
     assert m["cache_misses"] == N_SHARDS and m["cache_hit_rate"] == 0.0
 
 
-def test_depth_bounds_how_far_ahead_shards_are_fetched(corpus, prefetcher_factory, flaky_proxy):
-    pf = prefetcher_factory(depth=2, threads=4)
-    pf.want([(url, len(data), None) for url, data in corpus])
-    wait_for_gets(flaky_proxy, 2)
-    assert len(fetched_order(flaky_proxy)) == 2
-    assert pf.cache.usage_bytes() == 2 * SHARD_BYTES
-    with pf.get(corpus[0][0]):
-        wait_for_gets(flaky_proxy, 3)
-        assert len(fetched_order(flaky_proxy)) == 3
+class GatedStore:
+    """The real store, but each download waits for `open` and is counted when it starts."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.open = threading.Event()
+        self.started: list[str] = []
+
+    def download(self, url, *args, **kwargs):
+        self.started.append(url)
+        self.open.wait(timeout=60)
+        return self.inner.download(url, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def prefetch_threads_parked(count: int) -> bool:
+    """True when `count` prefetch threads exist and each is waiting (in the gate, or for work)."""
+    frames = sys._current_frames()
+    threads = [t for t in threading.enumerate() if t.name.startswith("climbstream-prefetch-")]
+    return len(threads) == count and all(
+        frames.get(t.ident) is not None and frames[t.ident].f_code.co_name == "wait" for t in threads)
+
+
+def wait_until(condition) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_depth_bounds_how_far_ahead_shards_are_fetched(corpus, s3_bucket, tmp_path):
+    gate = GatedStore(open_store(s3_bucket.url, s3_bucket.options()))
+    pf = Prefetcher(ShardCache(tmp_path / "cache", None), gate, depth=2, threads=4)
+    try:
+        pf.want([(url, len(data), None) for url, data in corpus])
+        wait_until(lambda: prefetch_threads_parked(2) and len(gate.started) >= 2)  # threads = min(threads, depth)
+        assert gate.started == [corpus[0][0], corpus[1][0]]  # every thread parked: nothing further ahead
+        gate.open.set()
+        with pf.get(corpus[0][0]):  # consuming one frees one slot of the window
+            wait_until(lambda: len(gate.started) >= 3 and prefetch_threads_parked(2))
+            assert gate.started == [corpus[0][0], corpus[1][0], corpus[2][0]]
+    finally:
+        gate.open.set()
+        pf.close()
 
 
 def test_fetch_errors_surface_when_the_consumer_needs_that_shard(corpus, prefetcher_factory, s3_bucket):
