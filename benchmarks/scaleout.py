@@ -19,8 +19,14 @@ How a node reads (one column per way):
          node trains on at least half the bytes of that language's shards it would download
          within the horizon, else ranges; foreign draws (samples the node reads from another
          node's part) always by range
+  reader (after) what climbstream's reader does (read/node_reads.py): `owned`, plus what
+         its range reads cost besides the samples: each rank (one process, no DataLoader
+         workers) fetches a shard's sample sums and MDS header (about 8 bytes per sample of
+         the shard, INDEX_BYTES_*) once, the first time it reads that shard by range
   long_run (after) over whole epochs: shards the node owns at least half of whole, every
-         other sample by range; egress per trained byte and the largest node's share
+         other sample by range (the reader's rule, with a cache that holds the node's
+         windows; the sums and headers, fetched once per process and shard, are left out);
+         egress per trained byte and the largest node's share
 Metrics per node (mean and max over nodes):
   download_fraction        bytes it downloads / bytes of all shards the job touches
                            (ideal 1/N); `shards_fraction`: whole shards, by count
@@ -58,6 +64,8 @@ SAMPLE_BYTES = 4096
 RANKS_PER_NODE = 8
 WINDOW = 4
 NODES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+INDEX_BYTES_PER_SAMPLE = 8  # a range reader's per-shard fetches: crc32 sums (4 B) and MDS offsets (4 B) per sample
+INDEX_BYTES_FIXED = 28 + 256  # the sums' header, the MDS header's column table
 
 
 def corpus(k: int) -> list[list[int]]:
@@ -120,9 +128,13 @@ def node_metrics(nodes: int, block: int, horizon: int, lang, shard, owner, offse
         owned = own & (owned_share[pair_node, pair_obj] >= 0.5)
         modes["owned"] = owned
         modes["mixed"] = owned & dense[nl]
+        modes["reader"] = owned
+        index_bytes = range_index_bytes(nodes, block, obj, order, used, owned, shard_bytes)
     for name, whole in modes.items():
         got = np.where(whole, shard_bytes[pair_obj], used * SAMPLE_BYTES)
         per_node = np.bincount(pair_node, weights=got, minlength=nodes)
+        if name == "reader":
+            per_node = per_node + index_bytes
         shards = np.bincount(pair_node[whole], minlength=nodes)
         held = np.zeros((nodes, horizon + 1))
         np.add.at(held, (pair_node[whole], first[whole]), shard_bytes[pair_obj[whole]])
@@ -150,6 +162,22 @@ def node_metrics(nodes: int, block: int, horizon: int, lang, shard, owner, offse
     if owner is not None:
         out["foreign_share"] = float(1 - mine.mean())
     return out
+
+
+def range_index_bytes(nodes: int, block: int, obj, order, used, whole, shard_bytes) -> np.ndarray:
+    """float[nodes]: the sums and headers a node's ranks fetch for the shards they read by range
+    (`whole[pair]` False for the node's (node, shard) pair), once per (rank, shard)."""
+    positions = np.arange(obj.size)
+    pair_of = np.empty(obj.size, dtype=np.int64)
+    pair_of[order] = np.repeat(np.arange(used.size), used)
+    ranged = ~whole[pair_of]
+    ranks = nodes * RANKS_PER_NODE
+    rank = (positions % block) // (block // ranks)
+    width = int(obj.max()) + 1
+    rank_obj = np.unique(rank[ranged].astype(np.int64) * width + obj[ranged])
+    samples = shard_bytes[rank_obj % width] // SAMPLE_BYTES
+    return np.bincount(rank_obj // width // RANKS_PER_NODE, weights=samples * INDEX_BYTES_PER_SAMPLE + INDEX_BYTES_FIXED,
+                       minlength=nodes)
 
 
 def owned_matrix(orders, i: int, nodes: int, shard_sizes) -> np.ndarray:
