@@ -102,6 +102,8 @@ def test_small_language_is_upsampled_without_repeats_inside_an_epoch(mds_corpus)
     stream = ClimbStream(mds_corpus, WEIGHTS, global_batch=B, seed=0, rank=0, world_size=1)
     dd = stream.languages.index("dd")
     per_epoch = stream.samples_per_epoch()["dd"]
+    every_sample = {(s, i) for s, shard in enumerate(stream.corpus.manifest_of("dd").shards("dd", "train"))
+                    for i in range(int(shard.samples))}
     plan = stream.plan(0, B * 60)
     mask = plan.lang == dd
     assert int(plan.epoch[mask].max()) >= 1, "the tiny language should wrap into a second epoch"
@@ -109,8 +111,8 @@ def test_small_language_is_upsampled_without_repeats_inside_an_epoch(mds_corpus)
         m = mask & (plan.epoch == epoch)
         pairs = set(zip(plan.shard[m].tolist(), plan.index[m].tolist()))
         assert len(pairs) == int(m.sum()), "a sample repeated inside one epoch"
-        if int(m.sum()) == per_epoch:
-            assert len(pairs) == per_epoch
+        if int(m.sum()) == per_epoch:  # a whole epoch visits every sample of the language
+            assert pairs == every_sample
     assert plan.k[mask].tolist() == list(range(int(mask.sum())))
 
 

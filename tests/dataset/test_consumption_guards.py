@@ -81,9 +81,19 @@ def test_batches_prefetched_before_add_stage_cannot_be_consumed(mds_corpus):
     it = iter(s.dataloader(num_workers=2))
     s.mark_consumed(next(it))
     s.add_stage({"aa": 0.1, "bb": 0.1, "cc": 0.1, "dd": 0.7})
-    with pytest.raises(StateError):  # the stale iterator's next batch is refused, wherever it was made
-        s.mark_consumed(next(it))
+    with pytest.raises(StateError, match="was made before add_stage or load_state_dict replaced the stages"):
+        s.mark_consumed(next(it))  # the stale iterator's next batch is refused, wherever it was made
     del it
     assert s.position == B
     fresh = read_batches(s, 1, num_workers=2)
     assert fresh[0]["positions"][0] == B
+
+
+def test_workers_of_a_plain_loader_stop_producing_under_replaced_stages(mds_corpus):
+    s = stream_of(mds_corpus)
+    it = iter(DataLoader(s, batch_size=B, num_workers=2, prefetch_factor=1))
+    s.mark_consumed(next(it))
+    s.add_stage({"aa": 0.1, "bb": 0.1, "cc": 0.1, "dd": 0.7})
+    with pytest.raises(StateError, match=r"global batch \d+: this batch was made before add_stage"):
+        for _ in range(8):  # the batches already in flight arrive; the next one a worker makes is refused
+            next(it)
