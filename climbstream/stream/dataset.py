@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from climbstream.errors import ConfigError, ScheduleError, StateError
+from climbstream.errors import ConfigError, ScheduleError
 from climbstream.schedule.warm import warm_kernels
 from climbstream.schedule.weights import WEIGHT_TOTAL, integer_weights
 from climbstream.stream.checks import MAX_GLOBAL_BATCH, MAX_POSITION, MAX_SEED, check_int, is_number
