@@ -36,7 +36,7 @@ _LOOK_AHEAD = {
     "DataLoaderDispatcher": "accelerate",
     "_PrefetchDataFetcher": "Lightning",
 }
-_TRAINERS = {"Trainer": "transformers", "Accelerator": "accelerate"}
+_TRAINERS = {"ClimbTrainer": "climbstream", "Trainer": "transformers", "Accelerator": "accelerate"}
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class Consumer:
     shard: ProcessShard | None = None
     dispatched: bool = False
     look_ahead: str | None = None  # the framework of a fetcher that runs a batch ahead of the step
-    trainer: str | None = None  # "transformers" or "accelerate" when one is on the stack
+    trainer: str | None = None  # "transformers" (a plain HF Trainer), "climbstream" (ClimbTrainer) or "accelerate"
 
     @property
     def batch_size(self) -> int | None:
@@ -97,7 +97,7 @@ def _frame_objects(frame) -> list:
 
 
 def _trainer_of(obj) -> str | None:
-    """The framework of a trainer object (its class or a base of it), else None."""
+    """The framework of a trainer object (its class or the nearest base that names one), else None."""
     for cls in type(obj).__mro__:
         framework = _TRAINERS.get(cls.__name__)
         if framework is not None and cls.__module__.partition(".")[0] == framework:
@@ -124,26 +124,29 @@ def check_consumer(consumer: Consumer, global_batch: int, rank: int, world_size:
     saves would be one batch ahead (or, with a loader without state, never saved): refused.
     """
     local = global_batch // world_size
+    if consumer.trainer == "transformers":
+        raise ConfigError(
+            "the HF Trainer passes its DataLoader through accelerate (which re-shards or dispatches this stream), "
+            "drops the sample fields its model does not name, and resumes by replaying every batch: train with "
+            "climbstream.integrations.hf.ClimbTrainer instead of Trainer")
     if consumer.look_ahead == "Lightning" and not follows_steps:
         raise ConfigError(
             "Lightning fetches each batch one step before it trains on it, so a checkpoint would save the stream one "
             "batch ahead: add climbstream.integrations.lightning.ClimbCallback(stream) to the Trainer's callbacks "
             "(or take batches in training_step(self, dataloader_iter))")
-    hf = "; with the HF Trainer use climbstream.integrations.hf.ClimbTrainer" if consumer.trainer == "transformers" else ""
     if consumer.dispatched and world_size > 1:  # one process: the dispatcher hands over whole batches
-        fix = ("train with climbstream.integrations.hf.ClimbTrainer instead of Trainer" if consumer.trainer ==
-               "transformers" else "use climbstream.integrations.accelerate.prepare_loader(accelerator, stream), or "
-               "create the Accelerator with dataloader_config=DataLoaderConfiguration(dispatch_batches=False)")
         raise ConfigError(
             "accelerate dispatches this stream's batches from rank 0 (DataLoaderDispatcher, its default for an "
-            f"IterableDataset), but the stream already reads each rank's own slice: {fix}")
+            "IterableDataset), but the stream already reads each rank's own slice: use "
+            "climbstream.integrations.accelerate.prepare_loader(accelerator, stream), or create the Accelerator with "
+            "dataloader_config=DataLoaderConfiguration(dispatch_batches=False)")
     shard = consumer.shard
     if shard is not None and (shard.process_batch, shard.num_processes, shard.process_index) != (local, world_size, rank):
         raise ConfigError(
             f"accelerate re-shards this stream as process {shard.process_index} of {shard.num_processes} with "
             f"{shard.process_batch} samples per step, but the stream reads rank {rank} of {world_size}'s slice of "
             f"{local} (global_batch {global_batch}): give the DataLoader batch_size {local} (or {global_batch} with "
-            f"split_batches=True) and build the stream after the process group exists{hf}")
+            f"split_batches=True) and build the stream after the process group exists")
     loader = consumer.loader
     if loader is None:
         return

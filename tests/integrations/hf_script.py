@@ -21,7 +21,8 @@ max_steps, save_steps = int(os.environ.get("MAX_STEPS", 8)), int(os.environ.get(
 ga, workers = int(os.environ.get("GA", 1)), int(os.environ.get("WORKERS", 0))
 
 stream = ClimbStream(corpus, WEIGHTS, global_batch=B, seed=0)  # rank and size resolved when first used
-args = TrainingArguments(output_dir=out, use_cpu=True, ddp_backend="gloo", per_device_train_batch_size=B // 2,
+per_device = B // int(os.environ.get("WORLD_SIZE", 1))  # torchrun sets WORLD_SIZE
+args = TrainingArguments(output_dir=out, use_cpu=True, ddp_backend="gloo", per_device_train_batch_size=per_device,
                          gradient_accumulation_steps=ga, max_steps=max_steps, save_steps=save_steps,
                          report_to=[], logging_steps=1000, dataloader_num_workers=workers, learning_rate=1e-3,
                          save_only_model=False)

@@ -23,9 +23,10 @@ def test_climb_trainer_steps_are_the_stream_and_resume_continues_it(mds_corpus, 
         assert as_steps(trained(tmp_path, rank, "resume")) == expected[rank][3 * ga:]
 
 
-def test_plain_trainer_is_refused_naming_climb_trainer(mds_corpus, tmp_path):
-    proc = run("hf_script.py", mds_corpus, str(tmp_path), "run", "plain", expect_fail=True,
+@pytest.mark.parametrize("nproc", [1, 2])
+def test_plain_trainer_is_refused_naming_climb_trainer(mds_corpus, tmp_path, nproc):
+    proc = run("hf_script.py", mds_corpus, str(tmp_path), "run", "plain", expect_fail=True, nproc=nproc,
                env={"MAX_STEPS": "2", "SAVE_STEPS": "2"})
-    assert "ConfigError: accelerate dispatches this stream's batches from rank 0" in proc.stderr
+    assert "ConfigError: the HF Trainer passes its DataLoader through accelerate" in proc.stderr
     assert "train with climbstream.integrations.hf.ClimbTrainer instead of Trainer" in proc.stderr
     assert trained(tmp_path, 0) == [] and trained(tmp_path, 1) == []
