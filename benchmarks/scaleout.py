@@ -176,8 +176,8 @@ def range_index_bytes(nodes: int, block: int, obj, order, used, whole, shard_byt
     width = int(obj.max()) + 1
     rank_obj = np.unique(rank[ranged].astype(np.int64) * width + obj[ranged])
     samples = shard_bytes[rank_obj % width] // SAMPLE_BYTES
-    return np.bincount(rank_obj // width // RANKS_PER_NODE, weights=samples * INDEX_BYTES_PER_SAMPLE + INDEX_BYTES_FIXED,
-                       minlength=nodes)
+    fetched = samples * INDEX_BYTES_PER_SAMPLE + INDEX_BYTES_FIXED
+    return np.bincount(rank_obj // width // RANKS_PER_NODE, weights=fetched, minlength=nodes)
 
 
 def owned_matrix(orders, i: int, nodes: int, shard_sizes) -> np.ndarray:

@@ -160,3 +160,31 @@ def test_two_nodes_read_the_stream_together_and_each_downloads_its_share(text_co
                                 storage=s3_bucket.options())
     before, touched_before = _predicted_node_bytes(unpartitioned, 2)
     assert min(before) >= 0.75 * touched_before, (before, touched_before)
+
+
+def test_dataloader_workers_of_a_node_download_only_its_whole_shards(text_corpus, s3_bucket, tmp_path):  # noqa: F811
+    """Rank 0 of 2, one rank per node, 2 DataLoader workers: each worker decides alone, and
+    together they cache exactly the whole shards of this node's positions."""
+    from climbstream.cli import main
+    from climbstream.read.node_reads import NodeReads
+
+    url = f"{s3_bucket.url}/corpus"
+    assert main(["prepare", text_corpus, "--out", url, "--format", "mds", "--seq-len", str(SEQ_LEN),
+                 "--shard-samples", "16", "--endpoint-url", s3_bucket.endpoint_url, "--quiet"]) == 0
+    batches = 12
+    stream = ClimbStream(url, WEIGHTS, global_batch=B, seed=SEED, rank=0, world_size=2, ranks_per_node=1,
+                         storage=s3_bucket.options(), read_mode="shard", cache_dir=str(tmp_path / "cache"),
+                         stop_position=batches * B)
+    assert stream.partitions == 2
+    got = by_position(_plain(read_batches(stream, batches, num_workers=2)))
+    plan = stream.plan(0, batches * B)
+    mine = (np.arange(len(plan)) % B) < B // 2
+    positions = np.arange(len(plan))[mine]
+    assert {p: tuple(k[:3]) for p, k in got.items()} == {
+        int(p): (int(lang), int(shard), int(index))
+        for p, lang, shard, index in zip(positions, plan.lang[mine], plan.shard[mine], plan.index[mine])}
+    whole = NodeReads(stream.corpus.orders(SEED, stream.window_shards, 2), 0, 1).whole(plan.lang[mine],
+                                                                                        plan.shard[mine])
+    assert (~whole).any()  # some samples were read by range
+    expected = {(int(lang), int(shard)) for lang, shard in zip(plan.lang[mine][whole], plan.shard[mine][whole])}
+    assert _cached_bytes(tmp_path / "cache") == sum(_shard_info(stream, *key).bytes for key in expected)

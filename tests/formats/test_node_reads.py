@@ -9,7 +9,6 @@ stay whole, through the cache, as without partitions.
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 import pytest
@@ -107,12 +106,9 @@ def test_hints_name_only_whole_shards_and_sha256_keeps_every_shard_whole(remote_
     cache = str(tmp_path / "cache")
     readers = view.open_readers(storage=options, read_mode="shard", cache_dir=cache, prefetch_depth=2)
     readers.hint([("bb", 0), ("bb", 1)], whole=[False, True])
-    deadline = time.monotonic() + 30
-    while not _cached(cache) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)  # a download of shard 0, were it asked for, would have started by now
+    readers.read_with("bb", 1, 0)  # waits for shard 1's download; shard 0, were it planned, started first
+    readers.close()  # joins the prefetch threads: a download they started is complete now
     assert len(_cached(cache)) == 1 and "shard.00001" in _cached(cache)[0]
-    readers.close()
 
     hashed = str(tmp_path / "hashed")  # verify="sha256": no range reads, so the shard comes whole
     readers = view.open_readers(storage=options, read_mode="shard", cache_dir=hashed, verify="sha256")
