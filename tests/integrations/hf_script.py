@@ -7,6 +7,7 @@ OUT/checkpoint-SAVE_STEPS. "plain" uses transformers' own Trainer (the stream re
 import os
 import sys
 
+import torch
 from transformers import Trainer, TrainingArguments
 
 from climbstream import ClimbStream
@@ -50,3 +51,5 @@ class Recorder(Trainer if plain else ClimbTrainer):
 
 trainer = Recorder(model=TinyLM(), args=args, train_dataset=stream)
 trainer.train(resume_from_checkpoint=os.path.join(out, f"checkpoint-{save_steps}") if phase == "resume" else None)
+if torch.distributed.is_initialized():
+    torch.distributed.destroy_process_group()  # gloo's threads would otherwise abort the exit now and then
