@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 
 import pytest
@@ -11,16 +10,9 @@ import pytest
 from climbstream.prepare.corpus import FolderCorpus
 from climbstream.prepare.prepare import prepare
 from tests.formats.conftest import write_parallel_corpus
+from tests.workflow.examples import ROOT, load_example
 
 ray = pytest.importorskip("ray")
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _example():
-    spec = importlib.util.spec_from_file_location("prepare_ray", os.path.join(ROOT, "examples", "prepare_ray.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _digests(root: str) -> dict[str, str]:
@@ -38,6 +30,6 @@ def test_parts_run_as_ray_tasks_merge_into_the_single_process_corpus(tmp_path, m
     monkeypatch.setenv("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
     monkeypatch.setenv("PYTHONPATH", ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = str(tmp_path / "out")
-    assert _example().run(raw, out, 3, ["--seq-len", "32"]) == 0
+    assert load_example("prepare_ray").run(raw, out, 3, ["--seq-len", "32"]) == 0
     prepare(FolderCorpus(raw), str(tmp_path / "one"), seq_len=32)
     assert _digests(out) == _digests(str(tmp_path / "one"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 
@@ -10,16 +9,9 @@ import pytest
 
 from climbstream.cli import main
 from climbstream.train.sweep import SweepConfig, run_sweep
+from tests.workflow.examples import ROOT, load_example
 
 ray = pytest.importorskip("ray")
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _example():
-    spec = importlib.util.spec_from_file_location("sweep_ray", os.path.join(ROOT, "examples", "sweep_ray.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_sweep_parts_run_as_ray_tasks_merge_into_the_single_machine_table(mds_corpus, tmp_path, monkeypatch):
@@ -37,7 +29,7 @@ def test_sweep_parts_run_as_ray_tasks_merge_into_the_single_machine_table(mds_co
     monkeypatch.setenv("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
     monkeypatch.setenv("PYTHONPATH", ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = tmp_path / "ray" / "runs.csv"
-    assert _example().run(design, mds_corpus, str(out), 3, ["--trainer", trainer]) == 0
+    assert load_example("sweep_ray").run(design, mds_corpus, str(out), 3, ["--trainer", trainer]) == 0
     assert len(list(out.parent.glob("runs.part-*-of-00003.csv"))) == 3
     single = tmp_path / "one.csv"
     run_sweep(SweepConfig(design=design, corpus=mds_corpus, runs_out=str(single), trainer=trainer))
