@@ -90,37 +90,49 @@ class RangeSource(ByteSource):
     With the shard's `sums` (formats/sample_sums.py), a read of a sample or of the header
     is checked against them; a mismatch or a short answer is fetched again under the
     store's retry policy, like a corrupted download, and one on every attempt is an
-    IntegrityError naming the shard and the sample. Without sums, bytes are returned as
+    IntegrityError naming the shard and the sample. A header read returns the header,
+    bytes [0, sums.header_bytes) (at most `end` of them), through `index`
+    (read/range_sums.py: once per node with a cache). Without sums, bytes are returned as
     they came (the reader warns about unverified ranges once per corpus).
     """
 
-    def __init__(self, store, info: ShardInfo, count: Callable[[int], None], sums: SampleSums | None = None):
-        self.store, self.info, self.count, self.sums = store, info, count, sums
+    def __init__(self, store, info: ShardInfo, count: Callable[[int], None], sums: SampleSums | None = None,
+                 index=None):
+        self.store, self.info, self.count, self.sums, self.index = store, info, count, sums, index
 
     def read(self, start: int, end: int, sample: int | None = None) -> bytes:
         if self.sums is None or sample is None:
             return self._fetch(start, end)
+        if sample != HEADER:
+            return self._checked(start, end, sample)
+        if start != 0:
+            raise ValueError("a header read starts at byte 0")
+        def fetch() -> bytes:
+            return self._checked(0, self.sums.header_bytes, HEADER)
+
+        head = fetch() if self.index is None else self.index.header(self.info, self.sums, fetch)
+        return head[:end]
+
+    def _checked(self, start: int, end: int, sample: int) -> bytes:
+        """Bytes [start, end), checked against the sums (`sample`: its index, or HEADER)."""
         if sample == HEADER:
-            expected, what, stop = self.sums.header_sum, "header", max(end, self.sums.header_bytes)
-            if start != 0:
-                raise ValueError("a header read starts at byte 0")
+            expected, what = self.sums.header_sum, "header"
         else:
-            expected, what, stop = self.sums.sample(sample), f"sample {sample}", end
+            expected, what = self.sums.sample(sample), f"sample {sample}"
 
         def attempt() -> bytes:
             try:
-                data = self._fetch(start, stop)
+                data = self._fetch(start, end)
             except ShardFormatError as err:  # cut short in transit
                 raise SuspectBytes(IntegrityError(str(err))) from None
-            covered = data[:self.sums.header_bytes] if sample == HEADER else data
-            got = checksum(covered)
+            got = checksum(data)
             if got != expected:
                 raise SuspectBytes(IntegrityError(
-                    f"{self.info.where} {what}: checksum mismatch in bytes {start}..{start + len(covered)} "
+                    f"{self.info.where} {what}: checksum mismatch in bytes {start}..{end} "
                     f"(crc32 expected {expected:08x}, got {got:08x}); the store or the network corrupts "
                     f"the answer, or the shard changed after the manifest was written (then rerun "
                     f"'climbstream manifest')"))
-            return data[:end - start]
+            return data
 
         return self.store.retried("read", self.info.url, attempt)
 

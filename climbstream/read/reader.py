@@ -3,8 +3,10 @@
 Three ways to get the bytes, chosen per corpus by `read_mode`:
 
 - local corpora are always read in place with `os.pread` (never copied);
-- "range": a byte-range request for just the sample (MDS: offsets from the shard header,
-  fetched once per shard; tar: token offsets recorded in the manifest). Block-exact mixing
+- "range": a byte-range request for just the sample (MDS: offsets from the shard header;
+  tar: token offsets recorded in the manifest), checked against the shard's sample sums.
+  The header and the sums are fetched once per shard and node through the cache when a
+  cache_dir is given, else once per process (read/range_sums.py). Block-exact mixing
   makes every worker read all K languages at once, so with hundreds of languages and big
   shards this is what scales;
 - "shard": whole-shard downloads through the node-local cache and prefetcher (sha256
@@ -131,6 +133,7 @@ class SampleReader:
         self.samples.forget()
         self._store = None
         self._range_sums = None
+        self._cache = None
         self._prefetcher = None
         self._held: dict[str, ByteSource] | None = None  # url -> the cached shard's bytes, inside holding()
         self._held_stack = contextlib.ExitStack()  # releases them when the block ends
@@ -299,16 +302,18 @@ class SampleReader:
                  "the cache, since %s", self.manifest.where, why)
 
     def _range_source(self, info: ShardInfo) -> RangeSource:
-        return RangeSource(self._get_store(), info, self._count_range_bytes, self._sums_of(info))
+        return RangeSource(self._get_store(), info, self._count_range_bytes, self._sums_of(info), self._range_sums)
 
     def _sums_of(self, info: ShardInfo):
-        """The shard's sample sums when range reads are verified (not under verify='size')."""
+        """The shard's sample sums when range reads are verified (not under verify='size');
+        with a cache_dir, fetched (with the MDS header) once per node through its cache."""
         if self.verify == "size":
             return None
         if self._range_sums is None:
             from climbstream.read.range_sums import RangeSums
 
-            self._range_sums = RangeSums(self._get_store(), self.manifest.root, self._count_range_bytes)
+            cache = None if self.cache_dir is None else self._get_cache()
+            self._range_sums = RangeSums(self._get_store(), self.manifest.root, self._count_range_bytes, cache)
         return self._range_sums.get(info)
 
     def _count_range_bytes(self, n: int) -> None:
@@ -360,12 +365,19 @@ class SampleReader:
         """
         return self.readers_sharing_cache * len(self.manifest.languages) * (2 * self.prefetch_depth + 1)
 
+    def _get_cache(self):
+        """This process's handle on the node-local cache (one per process, shared by its parts)."""
+        if self._cache is None:
+            from climbstream.storage.cache import ShardCache
+
+            self._cache = ShardCache(self.cache_dir, limit_bytes=self.cache_limit_bytes)
+        return self._cache
+
     def _get_prefetcher(self):
         if self._prefetcher is None:
-            from climbstream.storage.cache import ShardCache
             from climbstream.storage.prefetch import Prefetcher
 
-            cache = ShardCache(self.cache_dir, limit_bytes=self.cache_limit_bytes)
+            cache = self._get_cache()
             cache.check_capacity(largest_stored_bytes(self.manifest), self._shards_in_use())
             window = len(self.manifest.languages) * self.prefetch_depth  # every batch reads all K languages
             self._prefetcher = Prefetcher(cache, self._get_store(), depth=window, threads=min(8, max(1, window)))

@@ -47,11 +47,11 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from climbstream.errors import ConfigError
-from climbstream.storage.store import TEMP_MARKER, ObjectStore
+from climbstream.storage.store import TEMP_MARKER, ObjectStore, removed_on_failure, temp_path_for
 from climbstream.storage.retry import IntegrityError, ObjectNotFoundError
 from climbstream.storage.unpack import Unpack
 
@@ -180,6 +180,16 @@ class ShardCache:
                         os.close(use_fd)
             finally:
                 os.close(fetch_fd)
+
+    def open_fetched(self, name: str, fetch: Callable[[], bytes], size: int) -> CachedShard:
+        """Like `open`, for an entry whose bytes `fetch()` returns, already checked by the caller.
+
+        For small objects derived from a shard that every process of the machine needs, such
+        as a range-read shard's MDS header (a byte range, checked against the shard's sample
+        sums): fetched once per machine under the same locks, evicted like a shard. `name`
+        is the entry's URL-like key (e.g. the shard's URL with `#header`); `size` its bytes.
+        """
+        return self.open(name, _Fetched(fetch), size)
 
     def _handed_over(self, url: str, key: str, use_fd: int, downloaded: int) -> CachedShard:
         """The handle of a complete entry, owning `use_fd` (its shared use lock) from now on."""
@@ -432,3 +442,26 @@ class ShardCache:
                 entries.append({"key": key, "url": marker.get("url"), "bytes": int(marker.get("bytes", 0)),
                                 "mtime_ns": mtime_ns, "complete": bool(marker.get("complete"))})
         return entries
+
+
+class _Fetched:
+    """The one call `open` makes of a store to fill an entry (`download`), served by `fetch()`."""
+
+    is_local = False
+
+    def __init__(self, fetch: Callable[[], bytes]) -> None:
+        self.fetch = fetch
+
+    def download(self, url: str, dest_path: str, expected_size: int | None = None,
+                 expected_sha256: str | None = None, temp_path: str | None = None) -> int:
+        data = self.fetch()
+        if expected_size is not None and len(data) != expected_size:
+            raise IntegrityError(f"fetch {url}: {len(data)} bytes, expected {expected_size}")
+        if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256.lower():
+            raise IntegrityError(f"fetch {url}: sha256 mismatch (expected {expected_sha256})")
+        tmp = temp_path or temp_path_for(dest_path)
+        with removed_on_failure(tmp):
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, dest_path)
+        return len(data)

@@ -116,21 +116,62 @@ class RandomlyCorruptingProxy(FlakyProxy):
         super()._forward(handler)
 
 
-@pytest.mark.parametrize("rate,seed", [(0.01, 0), (0.05, 1)])
+@pytest.mark.parametrize("rate,seed,cached", [(0.01, 0, False), (0.05, 1, False), (0.05, 2, True)])
 def test_corrupted_range_answers_are_caught_by_sample_sums_and_fetched_again(
-        s3_corpus, s3_bucket, s3_server, tmp_path, rate, seed):  # noqa: F811
+        s3_corpus, s3_bucket, s3_server, tmp_path, rate, seed, cached):  # noqa: F811
     """With 1% (and 5%) of answers corrupted, no corrupted sample reaches the loop (before
-    sample sums: 4 of 352 samples did, before a format error ended the run)."""
+    sample sums: 4 of 352 samples did, before a format error ended the run); also with a
+    cache_dir, where the sums and headers are fetched once for both workers, into the cache."""
     batches = 22  # 352 samples
     want = by_position(read_batches(ClimbStream(s3_corpus, WEIGHTS, global_batch=B, seed=3, rank=0,
                                                 world_size=1, storage=s3_bucket.options()), batches))
     with RandomlyCorruptingProxy(s3_server.endpoint_url, rate, seed) as proxy:
         options = s3_bucket.options(endpoint_url=proxy.url, retry_base_s=0.001, retry_max_s=0.01)
         remote = ClimbStream(s3_corpus, WEIGHTS, global_batch=B, seed=3, rank=0, world_size=1, storage=options,
-                             read_mode="range")
+                             read_mode="range", cache_dir=str(tmp_path / "cache") if cached else None)
         got = by_position(read_batches(remote, batches, num_workers=2))
         assert proxy.failed >= 2, "the corruption must have hit some answers"
     assert got == want and len(got) == batches * B
+    if cached:
+        names = [p.name for p in (tmp_path / "cache" / "data").iterdir()]
+        assert names and all(n.endswith((".sums", "_header")) for n in names), names  # no whole shard
+        assert sum(n.endswith(".sums") for n in names) == sum(n.endswith("_header") for n in names)
+
+
+class HeaderCorruptingProxy(FlakyProxy):
+    """FlakyProxy that flips a byte in every answer to a range read from byte 0 of a shard (an
+    MDS header), or with `only=".sums"` in every answer for a sample-sums file."""
+
+    def __init__(self, upstream_url: str, only: str):
+        super().__init__(upstream_url)
+        self.configure(fault="corrupt", fail_first=0, only=only)
+
+    def _forward(self, handler) -> None:
+        with self._lock:
+            header = handler.path.endswith(".mds") and handler.headers.get("Range", "").startswith("bytes=0-")
+            if handler.command == "GET" and (header or self.only == ".sums"):
+                self.fail_first = self.failed + 1
+        super()._forward(handler)
+
+
+@pytest.mark.parametrize("damaged,what", [(".sums", r"sample sums: download .*sha256 mismatch"),
+                                          (".mds", r"header: checksum mismatch")])
+def test_sums_or_a_header_corrupted_on_every_answer_is_a_named_error_with_a_node_cache(
+        s3_corpus, s3_bucket, s3_server, tmp_path, damaged, what):  # noqa: F811
+    """Fetched once per node into the cache, the sums are still checked by their sha256 and the
+    header by its sum: corrupted on every attempt, neither reaches the cache or the loop."""
+    from climbstream.storage.retry import IntegrityError
+
+    with HeaderCorruptingProxy(s3_server.endpoint_url, damaged) as proxy:
+        options = s3_bucket.options(endpoint_url=proxy.url, retry_base_s=0.0, retry_max_s=0.0, max_retries=2)
+        remote = ClimbStream(s3_corpus, WEIGHTS, global_batch=B, seed=3, rank=0, world_size=1, storage=options,
+                             read_mode="range", cache_dir=str(tmp_path / "cache"))
+        with pytest.raises(IntegrityError, match=rf"languages\.\w+\.train\[\d+\] \(.*\).* {what}"):
+            read_batches(remote, 1)
+        assert proxy.failed >= 3
+    data = tmp_path / "cache" / "data"
+    entry = ".sums" if damaged == ".sums" else "_header"  # the damaged kind never reaches the cache
+    assert not data.exists() or not any(p.name.endswith(entry) for p in data.iterdir())
 
 
 def test_a_sample_corrupted_in_the_store_is_an_error_naming_the_shard_and_sample(

@@ -10,7 +10,10 @@ range: its slivers of the shards the two parts share, and its foreign draws. See
 
 Measured here (bytes per node): 51,485 and 47,711 before, every shard a node touched
 downloaded whole (what "shard" mode did without the per-shard rule, and still does under
-verify="sha256"); after, the whole shards the plan predicts plus the range reads.
+verify="sha256"); after, the whole shards the plan predicts plus the range reads: 38,619
+and 37,710 with each rank fetching a range-read shard's sample sums and MDS header, 37,925
+and 35,895 with the node fetching them once into its cache (read/range_sums.py), which
+the test checks: two cache entries per range-read shard.
 """
 
 from __future__ import annotations
@@ -69,8 +72,20 @@ def _plain(batches: list[dict]) -> list[dict]:
 
 def _cached_bytes(cache_dir) -> int:
     """Bytes of the whole shards a node's cache downloaded."""
+    return sum(f.stat().st_size for f in _cache_files(cache_dir) if not f.name.endswith(_INDEX))
+
+
+def _index_files(cache_dir) -> list:
+    """The sample sums and MDS headers of the shards a node read by range, in its cache."""
+    return [f for f in _cache_files(cache_dir) if f.name.endswith(_INDEX)]
+
+
+def _cache_files(cache_dir) -> list:
     data = cache_dir / "data"
-    return sum(f.stat().st_size for f in data.iterdir()) if data.exists() else 0
+    return list(data.iterdir()) if data.exists() else []
+
+
+_INDEX = (".sums", "_header")  # read/range_sums.py's cache entries: `<shard>.sums` and `<shard>#header`
 
 
 def _node_reads(stream, nodes: int) -> list[dict]:
@@ -142,12 +157,17 @@ def test_two_nodes_read_the_stream_together_and_each_downloads_its_share(text_co
     assert cached == [r["whole_bytes"] for r in reads]
     shards = [s for n in single.languages for s in single.corpus.manifest_of(n).shards(n, "train")]
     sample_bytes = max(s.bytes / s.samples for s in shards)
-    per_shard = max(s.extra["sample_sums"]["bytes"] + s.extra["header_bytes"] for s in shards)  # per process
+    per_shard = max(s.extra["sample_sums"]["bytes"] + s.extra["header_bytes"] for s in shards)  # once per node
     for n, r in enumerate(reads):
         ranged = node_bytes[n] - cached[n]
-        assert 0 < ranged <= r["range_samples"] * sample_bytes + RANKS_PER_NODE * r["range_shards"] * per_shard
+        index = _index_files(tmp_path / f"cache-node{n}")
+        # each range-read shard's sums and header: fetched once by the node (both ranks), through its cache
+        assert len(index) == 2 * r["range_shards"], (n, sorted(f.name for f in index), r)
+        assert 0 < ranged <= r["range_samples"] * sample_bytes + sum(f.stat().st_size for f in index)
+        assert ranged <= r["range_samples"] * sample_bytes + r["range_shards"] * per_shard
         # docs/schedule.md's bound: whole shards at most 2x, with the ranges at most 3x what it trains on
         assert cached[n] <= 2 * r["trained_bytes"] and node_bytes[n] <= 3 * r["trained_bytes"], (n, r)
+    print("bytes per node:", node_bytes)
 
     # against before (every shard a node touches downloaded whole, measured 51,485 and 47,711): less
     before, touched = _predicted_node_bytes(single, 2)

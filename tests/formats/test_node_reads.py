@@ -9,6 +9,7 @@ stay whole, through the cache, as without partitions.
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -75,6 +76,11 @@ def remote_mds(s3_bucket, folder_corpus):
 
 
 def _cached(cache_dir) -> list[str]:
+    """The whole shards in the cache (not the sample sums and headers of range-read shards)."""
+    return [name for name in _entries(cache_dir) if not name.endswith((".sums", "_header"))]
+
+
+def _entries(cache_dir) -> list[str]:
     data = os.path.join(cache_dir, "data")
     return sorted(os.listdir(data)) if os.path.isdir(data) else []
 
@@ -91,6 +97,7 @@ def test_a_shard_the_node_does_not_read_whole_is_read_by_range_and_never_cached(
         got = [reader.read_with("bb", "train", 0, i, (), whole=False)[0] for i in range(shard.samples)]
     np.testing.assert_array_equal(np.stack(got), np.stack(expected))
     assert _cached(cache) == []  # nothing downloaded whole
+    assert len(_entries(cache)) == 2  # its sample sums and header, for the node's other processes
     sums, header = shard.extra["sample_sums"]["bytes"], shard.extra["header_bytes"]
     assert reader.metrics()["bytes_downloaded"] == ranged.metrics()["bytes_downloaded"]
     assert reader.metrics()["bytes_downloaded"] <= shard.bytes + sums + header
@@ -98,6 +105,50 @@ def test_a_shard_the_node_does_not_read_whole_is_read_by_range_and_never_cached(
     assert len(_cached(cache)) == 1
     reader.close()
     ranged.close()
+
+
+def test_a_range_read_shards_sums_and_header_are_fetched_once_per_node_and_checked_from_the_cache(
+        remote_mds, tmp_path):
+    """Readers sharing a cache_dir (a node's ranks and workers) fetch a range-read shard's sums
+    and header once: the later ones download only their samples. A copy corrupted on the
+    node's disk is caught when read, naming the shard and the file."""
+    from climbstream.storage.retry import IntegrityError
+
+    manifest, options = remote_mds
+    shard = manifest.shards("bb")[0]
+    sums, header = shard.extra["sample_sums"]["bytes"], shard.extra["header_bytes"]
+    sample = (shard.bytes - header) // shard.samples
+    cache = str(tmp_path / "cache")
+    readers = [open_reader(manifest, storage=options, read_mode="shard", cache_dir=cache) for _ in range(3)]
+    for reader in readers:
+        for i in (0, 1):
+            reader.read_with("bb", "train", 0, i, (), whole=False)
+    got = [r.metrics()["bytes_downloaded"] for r in readers]
+    assert got == [sums + header + 2 * sample] + [2 * sample] * 2, (got, sums, header, sample)
+    per_process = [open_reader(manifest, storage=options, read_mode="range") for _ in range(2)]  # no cache_dir
+    for reader in per_process:
+        reader.read_with("bb", "train", 0, 0, ())
+    assert [r.metrics()["bytes_downloaded"] for r in per_process] == [sums + header + sample] * 2
+    for reader in readers + per_process:
+        reader.close()
+
+    for suffix, what in ((".sums", "sample sums .* copy (.*) fails its sha256"),
+                         ("_header", "header: .* copy (.*) fails its checksum")):
+        path = os.path.join(cache, "data", next(n for n in _entries(cache) if n.endswith(suffix)))
+        data = bytearray(open(path, "rb").read())
+        data[-1] ^= 0xFF
+        with open(path, "wb") as f:
+            f.write(data)
+        reader = open_reader(manifest, storage=options, read_mode="shard", cache_dir=cache)
+        with pytest.raises(IntegrityError, match=rf"languages\.bb\.train\[0\].*{what}") as caught:
+            reader.read_with("bb", "train", 0, 2, (), whole=False)
+        assert re.search(what, str(caught.value)).group(1) == path
+        reader.close()
+        os.unlink(path)  # as the message says: deleted, it is fetched again
+        reader = open_reader(manifest, storage=options, read_mode="shard", cache_dir=cache)
+        reader.read_with("bb", "train", 0, 2, (), whole=False)
+        assert reader.metrics()["bytes_downloaded"] == (sums if suffix == ".sums" else header) + sample
+        reader.close()
 
 
 def test_hints_name_only_whole_shards_and_sha256_keeps_every_shard_whole(remote_mds, tmp_path):
