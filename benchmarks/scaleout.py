@@ -20,12 +20,14 @@ How a node reads (one column per way):
          within the horizon, else ranges; foreign draws (samples the node reads from another
          node's part) always by range
   reader (after) what climbstream's reader does (read/node_reads.py): `owned`, plus what
-         its range reads cost besides the samples: each rank (one process, no DataLoader
-         workers) fetches a shard's sample sums and MDS header (about 8 bytes per sample of
-         the shard, INDEX_BYTES_*) once, the first time it reads that shard by range
+         its range reads cost besides the samples: each node fetches a shard's sample sums
+         and MDS header (about 8 bytes per sample of the shard, INDEX_BYTES_*; two requests)
+         once, into its cache, the first time one of its processes reads that shard by
+         range (read/range_sums.py; before, once per process: `reader_per_process`, per
+         rank with no DataLoader workers)
   long_run (after) over whole epochs: shards the node owns at least half of whole, every
          other sample by range (the reader's rule, with a cache that holds the node's
-         windows; the sums and headers, fetched once per process and shard, are left out);
+         windows; the sums and headers, fetched once per node and shard, are left out);
          egress per trained byte and the largest node's share
 Metrics per node (mean and max over nodes):
   download_fraction        bytes it downloads / bytes of all shards the job touches
@@ -35,7 +37,8 @@ Metrics per node (mean and max over nodes):
   working_set_bytes        peak bytes of whole shards a node holds, a shard held from its
                            first to its last use within the horizon
   peak_requesters          most nodes asking for one object in one global batch
-  requests_per_node_batch  GETs per node per global batch (a whole shard or one sample)
+  requests_per_node_batch  GETs per node per global batch (a whole shard, one sample, and
+                           for `reader*` each sums file and header)
   foreign_share            (after) positions whose sample another node's partition owns
 mosaic: streaming.base.partition.get_partitions('orig') and get_shuffle('py1e') on an
 epoch of horizon x batch samples, each stream's share of it taken as its first samples
@@ -128,13 +131,16 @@ def node_metrics(nodes: int, block: int, horizon: int, lang, shard, owner, offse
         owned = own & (owned_share[pair_node, pair_obj] >= 0.5)
         modes["owned"] = owned
         modes["mixed"] = owned & dense[nl]
-        modes["reader"] = owned
-        index_bytes = range_index_bytes(nodes, block, obj, order, used, owned, shard_bytes)
+        modes["reader"] = modes["reader_per_process"] = owned
+        index = {name: range_index(nodes, block, obj, order, used, owned, shard_bytes, per)
+                 for name, per in (("reader", nodes), ("reader_per_process", nodes * RANKS_PER_NODE))}
     for name, whole in modes.items():
         got = np.where(whole, shard_bytes[pair_obj], used * SAMPLE_BYTES)
         per_node = np.bincount(pair_node, weights=got, minlength=nodes)
-        if name == "reader":
-            per_node = per_node + index_bytes
+        requests = float(np.where(whole, 1, used).sum())
+        if name in ("reader", "reader_per_process"):
+            per_node = per_node + index[name][0]
+            requests += index[name][1]
         shards = np.bincount(pair_node[whole], minlength=nodes)
         held = np.zeros((nodes, horizon + 1))
         np.add.at(held, (pair_node[whole], first[whole]), shard_bytes[pair_obj[whole]])
@@ -157,27 +163,29 @@ def node_metrics(nodes: int, block: int, horizon: int, lang, shard, owner, offse
             "egress_per_trained": float(per_node.sum() / trained.sum()),
             "working_set_bytes_max": int(working.max()),
             "peak_requesters": peak,
-            "requests_per_node_batch": float((np.where(whole, 1, used).sum()) / (nodes * horizon)),
+            "requests_per_node_batch": float(requests / (nodes * horizon)),
         }
     if owner is not None:
         out["foreign_share"] = float(1 - mine.mean())
     return out
 
 
-def range_index_bytes(nodes: int, block: int, obj, order, used, whole, shard_bytes) -> np.ndarray:
-    """float[nodes]: the sums and headers a node's ranks fetch for the shards they read by range
-    (`whole[pair]` False for the node's (node, shard) pair), once per (rank, shard)."""
+def range_index(nodes: int, block: int, obj, order, used, whole, shard_bytes, fetchers: int):
+    """(float[nodes], requests): the sums and headers a node fetches for the shards it reads by
+    range (`whole[pair]` False for the node's (node, shard) pair), once per (fetcher, shard),
+    the global batch's slice cut into `fetchers` (`nodes`: once per node, through its cache;
+    `nodes * RANKS_PER_NODE`: once per rank), and the GETs that takes over all nodes (two each)."""
     positions = np.arange(obj.size)
     pair_of = np.empty(obj.size, dtype=np.int64)
     pair_of[order] = np.repeat(np.arange(used.size), used)
     ranged = ~whole[pair_of]
-    ranks = nodes * RANKS_PER_NODE
-    rank = (positions % block) // (block // ranks)
+    fetcher = (positions % block) // (block // fetchers)
     width = int(obj.max()) + 1
-    rank_obj = np.unique(rank[ranged].astype(np.int64) * width + obj[ranged])
-    samples = shard_bytes[rank_obj % width] // SAMPLE_BYTES
+    fetcher_obj = np.unique(fetcher[ranged].astype(np.int64) * width + obj[ranged])
+    samples = shard_bytes[fetcher_obj % width] // SAMPLE_BYTES
     fetched = samples * INDEX_BYTES_PER_SAMPLE + INDEX_BYTES_FIXED
-    return np.bincount(rank_obj // width // RANKS_PER_NODE, weights=fetched, minlength=nodes)
+    node = fetcher_obj // width // (fetchers // nodes)
+    return np.bincount(node, weights=fetched, minlength=nodes), 2.0 * fetcher_obj.size
 
 
 def owned_matrix(orders, i: int, nodes: int, shard_sizes) -> np.ndarray:
