@@ -121,16 +121,14 @@ class SharedControl:
             self._metrics[slot, METRIC_NAMES.index(name)] += float(value)
 
     def metrics(self) -> dict[str, float]:
-        """Counters summed over workers, and the cache hit rate derived once from the summed counts.
-
-        `{wait_s, bytes_downloaded, cache_hits, cache_misses, samples, cache_hit_rate}`; the
-        rate is hits / lookups, 0.0 before the first lookup (as storage/metrics.py defines it).
-        """
+        """`{wait_s, cache_hit_rate, bytes_downloaded, samples}` (the loss log's loader line): counts
+        summed over workers, the cache hit rate derived once from the summed hits and misses
+        (0.0 before the first lookup, as storage/metrics.py defines it)."""
         from climbstream.storage.metrics import hit_rate
 
         values = dict(zip(METRIC_NAMES, self._metrics.sum(dim=0).tolist()))
-        values["cache_hit_rate"] = hit_rate(values["cache_hits"], values["cache_misses"])
-        return values
+        return {"wait_s": values["wait_s"], "cache_hit_rate": hit_rate(values["cache_hits"], values["cache_misses"]),
+                "bytes_downloaded": values["bytes_downloaded"], "samples": values["samples"]}
 
     def check_slot(self, slot: int) -> int:
         """Validate a worker slot index."""

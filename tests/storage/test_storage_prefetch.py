@@ -89,10 +89,11 @@ class GatedStore:
         return getattr(self.inner, name)
 
 
-def prefetch_threads_parked(count: int) -> bool:
-    """True when `count` prefetch threads exist and each is waiting (in the gate, or for work)."""
+def prefetch_threads_parked(count: int, before: set) -> bool:
+    """True when `count` prefetch threads started since `before` (a set of threads) and each is
+    waiting (in the gate, or for work). Other prefetchers' threads in this process do not count."""
     frames = sys._current_frames()
-    threads = [t for t in threading.enumerate() if t.name.startswith("climbstream-prefetch-")]
+    threads = [t for t in threading.enumerate() if t.name.startswith("climbstream-prefetch-") and t not in before]
     return len(threads) == count and all(
         frames.get(t.ident) is not None and frames[t.ident].f_code.co_name == "wait" for t in threads)
 
@@ -108,12 +109,13 @@ def test_depth_bounds_how_far_ahead_shards_are_fetched(corpus, s3_bucket, tmp_pa
     gate = GatedStore(open_store(s3_bucket.url, s3_bucket.options()))
     pf = Prefetcher(ShardCache(tmp_path / "cache", None), gate, depth=2, threads=4)
     try:
+        before = set(threading.enumerate())
         pf.want([(url, len(data), None) for url, data in corpus])
-        wait_until(lambda: prefetch_threads_parked(2) and len(gate.started) >= 2)  # threads = min(threads, depth)
+        wait_until(lambda: prefetch_threads_parked(2, before) and len(gate.started) >= 2)  # min(threads, depth)
         assert gate.started == [corpus[0][0], corpus[1][0]]  # every thread parked: nothing further ahead
         gate.open.set()
         with pf.get(corpus[0][0]):  # consuming one frees one slot of the window
-            wait_until(lambda: len(gate.started) >= 3 and prefetch_threads_parked(2))
+            wait_until(lambda: len(gate.started) >= 3 and prefetch_threads_parked(2, before))
             assert gate.started == [corpus[0][0], corpus[1][0], corpus[2][0]]
     finally:
         gate.open.set()
