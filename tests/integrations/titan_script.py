@@ -38,3 +38,9 @@ for step, samples in enumerate(loader, start=first):
         break
 dist.barrier()
 dist.destroy_process_group()
+
+# Leave without interpreter teardown: under load, gloo's threads now and then abort it ("terminate called
+# without an active exception") after everything above has run and been recorded.
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(0)
