@@ -91,3 +91,11 @@ def test_sizes_in_config_are_parsed(tmp_path, mds_corpus):
     assert c.cache_limit == 2 * 2**30
     with pytest.raises(ConfigError, match="cache_limit: '2 parsecs' is not a size"):
         StreamConfig.from_dict({"sources": [mds_corpus], "weights": WEIGHTS, "global_batch": 8, "cache_limit": "2 parsecs"})
+
+
+def test_a_plain_loader_with_workers_and_another_batch_size_is_refused_in_its_workers(mds_corpus):
+    # accelerate's users wrote DataLoader(stream, B / 2, num_workers=2) for a one-rank stream: the workers'
+    # round robin by global batch then misplaced positions without an error
+    s = ClimbStream(mds_corpus, WEIGHTS, global_batch=8, rank=0, world_size=1)
+    with pytest.raises(ConfigError, match=r"DataLoader batch_size 4: .* = 8 / 1 = 8 samples; .*batch_size=8"):
+        next(iter(torch.utils.data.DataLoader(s, batch_size=4, num_workers=2)))
