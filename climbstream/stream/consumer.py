@@ -36,7 +36,7 @@ _LOOK_AHEAD = {
     "DataLoaderDispatcher": "accelerate",
     "_PrefetchDataFetcher": "Lightning",
 }
-_TRAINERS = {"ClimbTrainer": "climbstream", "Trainer": "transformers", "Accelerator": "accelerate"}
+_TRAINERS = {"ClimbTrainer": "climbstream", "Trainer": "transformers"}
 
 
 @dataclass(frozen=True)
@@ -59,11 +59,7 @@ class Consumer:
     shard: ProcessShard | None = None
     dispatched: bool = False
     look_ahead: str | None = None  # the framework of a fetcher that runs a batch ahead of the step
-    trainer: str | None = None  # "transformers" (a plain HF Trainer), "climbstream" (ClimbTrainer) or "accelerate"
-
-    @property
-    def batch_size(self) -> int | None:
-        return None if self.loader is None else self.loader.batch_size
+    trainer: str | None = None  # "transformers" (a plain HF Trainer) or "climbstream" (ClimbTrainer)
 
 
 def find_consumer(skip: int = 1) -> Consumer:
