@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from climbstream.errors import StateError
 from climbstream.stream.control import SharedControl
 from climbstream.stream.cursor import Cursor
+from climbstream.stream.layout import block_after
 
 UNKNOWN_POSITION = (
     "the consumed position is unknown: this stream was read by DataLoader workers whose batches the main "
@@ -167,7 +168,7 @@ class Consumption:
             raise StateError(STALE.format(where=where))
 
     def _end_of(self, first: int) -> int:
-        return (first // self._global_batch + 1) * self._global_batch
+        return block_after(first + 1, self._global_batch)
 
     def _order_error(self, first: int, expected: int) -> StateError:
         b = self._global_batch

@@ -53,9 +53,10 @@ class Layout:
         """
         return position // self.global_batch + worker
 
-    def block_after(self, position: int) -> int:
-        """The first global batch boundary at or after `position` (ranks consume in lockstep)."""
-        return -(-position // self.global_batch) * self.global_batch
+
+def block_after(position: int, global_batch: int) -> int:
+    """The first global batch boundary at or after `position` (ranks consume in lockstep)."""
+    return -(-position // global_batch) * global_batch
 
 
 def distributed_rank_and_size() -> tuple[int, int] | None:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from climbstream.errors import ConfigError, StateError
 from climbstream.stream.cursor import Cursor
+from climbstream.stream.layout import block_after
 from climbstream.stream.state import StreamState, stages_from_state
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class StateCodec:
                 f"allow_manifest_change=True to continue with a new stage from position {loaded.position}"
             )
         b = self.global_batch
-        position = -(-loaded.position // b) * b
+        position = block_after(loaded.position, b)
         if position != loaded.position:  # a rank's "largest position + 1" (interfaces); say so, never silently
             log.warning("%s: position %d is inside global batch %d; resuming at its end, %d (ranks consume whole "
                         "global batches in lockstep)", where, loaded.position, loaded.position // b, position)
