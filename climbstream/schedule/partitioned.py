@@ -134,16 +134,39 @@ class PartitionedOrders(list):
         cum = np.concatenate([[0], np.cumsum(self.shard_samples[lang])])
         return np.maximum(np.minimum(cum[1:], hi) - np.maximum(cum[:-1], lo), 0).astype(np.int64)
 
-    def read_whole(self, lang: int, first: int, stop: int) -> np.ndarray:
+    def window_batches(self, lang: int, share: float, global_batch: int) -> float:
+        """Global batches one partition takes to train through a window of its part of `lang`.
+
+        A partition gets `share` x B / P of the language's draws per global batch (the deal
+        is round robin, exact per epoch) and its part's order walks windows of
+        `window_shards` pieces; the window here is the mean one, min(part, W x mean shard).
+        A whole shard stays in the node's cache about this long before the node has trained
+        on its share of it. inf for a language with no draws or no samples.
+        """
+        samples = int(self.parts.samples[lang])
+        shards = int((self.shard_samples[lang] > 0).sum())
+        if share <= 0 or samples == 0:
+            return float("inf")
+        window = min(samples / self.partitions, self.window_shards * samples / shards)
+        return window / (share * global_batch / self.partitions)
+
+    def read_whole(self, lang: int, first: int, stop: int, share: float | None = None, global_batch: int = 0,
+                   within: float = float("inf")) -> np.ndarray:
         """bool[shards]: which shards of `lang` a node holding partitions [first, stop) reads whole.
 
-        The rule of docs/schedule.md: whole where its partitions own at least half of the
-        shard, every other sample it trains on by range. Per epoch a shard is then read
-        whole by at most two nodes, so the job reads at most 2 bytes per byte trained plus
-        its foreign draws.
+        The rule of docs/schedule.md ("What a node downloads"): whole where its partitions
+        own at least half of the shard (so per epoch a shard is read whole by at most two
+        nodes: at most 2 bytes per byte trained, plus the foreign draws) and the node trains
+        through its window of the language within `within` global batches at the language's
+        `share` of the draws (so a short run, or a tail language drawn a few times per
+        batch, does not download shards it barely uses); every other sample by range.
+        `share` None: the ownership rule alone.
         """
         owned = self.owned_samples(lang, first, stop)
-        return (owned > 0) & (2 * owned >= self.shard_samples[lang])
+        whole = (owned > 0) & (2 * owned >= self.shard_samples[lang])
+        if share is not None and not self.window_batches(lang, share, global_batch) <= within:
+            whole[:] = False
+        return whole
 
     def locate(self, lang, q, j, epoch) -> tuple[np.ndarray, np.ndarray]:
         """(shard, index) of sample j of part q of `lang` in `epoch`, elementwise."""

@@ -14,6 +14,8 @@ file and the closest known key. Sizes accept "512MB"/"4GiB"-style strings.
     columns: [id]                     # other MDS columns added to each sample (default none)
     partitions: 16                    # partitioned order: node n reads its own shards (default:
                                       # the node count when known, else 1; docs/schedule.md)
+    read_whole_within: 400            # under partitions: whole shards only where the node trains
+                                      # through its window within this many batches, else ranges
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class StreamConfig:
     columns: list | None = None
     ranks_per_node: int | None = None
     partitions: int | None = None
+    read_whole_within: float | None = None
     where: str = "config"
 
     def __post_init__(self) -> None:
@@ -160,6 +163,7 @@ class StreamConfig:
             window_shards=self.window_shards, stop_position=self.stop_position, verify=self.verify,
             columns=self.columns, ranks_per_node=self.ranks_per_node,
             **({} if self.partitions is None else {"partitions": self.partitions}),
+            **({} if self.read_whole_within is None else {"read_whole_within": self.read_whole_within}),
         )
 
 

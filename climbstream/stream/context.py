@@ -31,6 +31,7 @@ class StreamContext:
     stop_position: int | None
     epoch_cap: float | None
     on_epoch_cap: str
+    read_whole_within: float  # read/node_reads.py: whole shards only where a node's window turns over this fast
 
     @property
     def global_batch(self) -> int:

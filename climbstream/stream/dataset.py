@@ -37,6 +37,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from climbstream.errors import ConfigError, ScheduleError
 from climbstream.schedule.warm import warm_kernels
 from climbstream.schedule.weights import WEIGHT_TOTAL, integer_weights
+from climbstream.read.node_reads import DEFAULT_READ_WHOLE_WITHIN
 from climbstream.stream.checks import MAX_GLOBAL_BATCH, MAX_POSITION, MAX_SEED, check_int, is_number
 from climbstream.stream.consumer import check_consumer, find_consumer
 from climbstream.stream.consumption import Consumption
@@ -97,6 +98,11 @@ class ClimbStream(IterableDataset):
         ranks_per_node: ranks of this machine sharing `cache_dir` (with the DataLoader
             workers, how many readers hold shards at once: the cache limit must hold
             theirs). Default: torchrun's LOCAL_WORLD_SIZE where it is set, else 1.
+        read_whole_within: under partitions, a node downloads a shard whole only where it
+            owns at least half of it and trains through its window of that language within
+            this many global batches (at the current stage's weights); the rest by verified
+            range (docs/schedule.md, "What a node downloads"). Lower: fewer wasted bytes on
+            short runs; higher: fewer requests. Default 400.
         partitions: P of the partitioned order, so that each node downloads only its
             share of the shards (docs/schedule.md); fixed for the run and saved in the
             state (a loaded state's P replaces this). Default: the node count where it is
@@ -125,6 +131,7 @@ class ClimbStream(IterableDataset):
         columns: Sequence[str] | None = None,
         ranks_per_node: int | None = None,
         partitions: int | None = None,
+        read_whole_within: float = DEFAULT_READ_WHOLE_WITHIN,
     ):
         if on_epoch_cap not in ("error", "stop"):
             raise ConfigError(f"on_epoch_cap: expected 'error' or 'stop', got {on_epoch_cap!r}")
@@ -148,6 +155,10 @@ class ClimbStream(IterableDataset):
         self.epoch_cap = epoch_cap
         self.on_epoch_cap = on_epoch_cap
         self.window_shards = int(window_shards)
+        if not ((is_number(read_whole_within) or read_whole_within == float("inf")) and read_whole_within >= 0):
+            raise ConfigError(f"read_whole_within: expected a number of global batches >= 0 (0: every sample by "
+                              f"range; inf: every shard the node owns half of whole), got {read_whole_within!r}")
+        self.read_whole_within = float(read_whole_within)
         self.stop_position = stop_position
         self._reader_options = dict(cache_dir=cache_dir, cache_limit_bytes=cache_limit_bytes,
                                     prefetch_depth=prefetch_depth, storage=storage, read_mode=read_mode, verify=verify,
@@ -376,7 +387,8 @@ class ClimbStream(IterableDataset):
 
     def _context(self) -> StreamContext:
         return StreamContext(self.layout, tuple(self.languages), self.columns, self.planner, self.codec,
-                             self.control, self.readers, self.stop_position, self.epoch_cap, self.on_epoch_cap)
+                             self.control, self.readers, self.stop_position, self.epoch_cap, self.on_epoch_cap,
+                             self.read_whole_within)
 
     def check_consumer(self, in_main: bool, skip: int = 2):
         """Find who iterates the stream (from the caller up), refuse what would train on wrong data,

@@ -43,7 +43,7 @@ class StreamIterator:
         self._on_batch = on_batch  # (first position, generation) of each whole batch, in the main process
         self._slot = ctx.control.check_slot(worker)
         self._readers = None
-        self._node_reads = None  # (orders, NodeReads | None): the shards this node reads whole
+        self._node_reads = None  # (orders, stage, NodeReads | None): the shards this node reads whole
         self._reported: dict = {}
         self._restart(cursor, ctx.layout.first_batch(cursor.position, worker))
 
@@ -122,7 +122,7 @@ class StreamIterator:
         names = self._ctx.languages
         readers = self._open_readers()
         columns = self._ctx.columns
-        node = self._node()
+        node = self._node(plan.start)
         whole = [True] * len(plan) if node is None else node.whole(plan.lang, plan.shard).tolist()
         out = []
         with readers.holding():  # each cached shard acquired once per batch, not per sample
@@ -140,28 +140,32 @@ class StreamIterator:
         names = self._ctx.languages
         pairs = list(dict.fromkeys(plan.shards_in_need_order()
                                    + (following.shards_in_need_order() if following is not None else [])))
-        node = self._node()
+        node = self._node(plan.start)
         whole = None if node is None or not pairs else node.whole(*zip(*pairs)).tolist()
         self._open_readers().hint([(names[lang], shard) for lang, shard in pairs], whole=whole)
 
-    def _node(self):
-        """This node's NodeReads under the current orders (None: P = 1, the read mode decides alone).
+    def _node(self, position: int):
+        """This node's NodeReads at `position` (None: P = 1, the read mode decides alone).
 
-        A pure function of (orders, this node's partitions), so every rank and worker of the
-        node reads the same shards whole and shares them through the node's cache."""
+        A pure function of (orders, this node's partitions, the stage of `position`,
+        read_whole_within), so every rank and worker of the node reads the same shards whole
+        and shares them through the node's cache."""
         orders = self._orders
-        if self._node_reads is None or self._node_reads[0] is not orders:
+        if getattr(orders, "partitions", 1) == 1:
+            return None
+        stage = self._schedule.stage_index(position)
+        if self._node_reads is None or self._node_reads[0] is not orders or self._node_reads[1] != stage:
             from climbstream.read.node_reads import NodeReads
+            from climbstream.schedule.weights import WEIGHT_TOTAL
             from climbstream.stream.partitioning import node_partitions
 
-            node = None
-            if getattr(orders, "partitions", 1) > 1:
-                layout = self._ctx.layout
-                first, stop = node_partitions(orders.partitions, layout.rank, layout.world_size,
-                                              self._ctx.readers.ranks_per_node)
-                node = NodeReads(orders, first, stop)
-            self._node_reads = (orders, node)
-        return self._node_reads[1]
+            layout = self._ctx.layout
+            first, stop = node_partitions(orders.partitions, layout.rank, layout.world_size,
+                                          self._ctx.readers.ranks_per_node)
+            shares = np.asarray(self._schedule.stages[stage].weights, dtype=np.float64) / WEIGHT_TOTAL
+            node = NodeReads(orders, first, stop, shares, layout.global_batch, self._ctx.read_whole_within)
+            self._node_reads = (orders, stage, node)
+        return self._node_reads[2]
 
     def _open_readers(self):
         if self._readers is None:

@@ -99,3 +99,14 @@ def test_a_plain_loader_with_workers_and_another_batch_size_is_refused_in_its_wo
     s = ClimbStream(mds_corpus, WEIGHTS, global_batch=8, rank=0, world_size=1)
     with pytest.raises(ConfigError, match=r"DataLoader batch_size 4: .* = 8 / 1 = 8 samples; .*batch_size=8"):
         next(iter(torch.utils.data.DataLoader(s, batch_size=4, num_workers=2)))
+
+
+@pytest.mark.parametrize("within", [-1, float("nan"), "400", True])
+def test_a_bad_read_whole_within_is_named(mds_corpus, within):
+    with pytest.raises(ConfigError, match=r"read_whole_within: expected a number of global batches >= 0"):
+        ClimbStream(mds_corpus, WEIGHTS, global_batch=8, rank=0, world_size=1, read_whole_within=within)
+
+
+def test_read_whole_within_in_a_config_file_reaches_the_stream(tmp_path, mds_corpus):
+    path = write_config(tmp_path, sources=[mds_corpus], weights=WEIGHTS, global_batch=8, read_whole_within=50)
+    assert ClimbStream.from_config(path).read_whole_within == 50.0

@@ -23,6 +23,7 @@ import os
 import socket
 
 import numpy as np
+import pytest
 import torch.multiprocessing as mp
 
 from climbstream import ClimbStream
@@ -99,7 +100,7 @@ def _node_reads(stream, nodes: int) -> list[dict]:
     for n in range(nodes):
         mine = node == n
         lang, shard = plan.lang[mine], plan.shard[mine]
-        whole = NodeReads(stream.corpus.orders(SEED, stream.window_shards, 2), n, n + 1).whole(lang, shard)
+        whole = _stream_node_reads(stream, n).whole(lang, shard)
         pairs = set(zip(lang[whole].tolist(), shard[whole].tolist()))
         ranged = set(zip(lang[~whole].tolist(), shard[~whole].tolist()))
         trained = sum(_shard_info(stream, *key).bytes / _shard_info(stream, *key).samples
@@ -108,6 +109,15 @@ def _node_reads(stream, nodes: int) -> list[dict]:
                     "range_samples": int((~whole).sum()), "range_shards": len(ranged),
                     "trained_bytes": trained, "foreign": int((plan.owner[mine] != n).sum())})
     return out
+
+
+def _stream_node_reads(stream, node: int):
+    """The stream's rule for `node` (one partition per node, P = 2) under its first stage."""
+    from climbstream.read.node_reads import NodeReads
+
+    shares = stream.consumption.cursor.stages[0][1].astype(np.float64) / 2**32
+    return NodeReads(stream.corpus.orders(SEED, stream.window_shards, 2), node, node + 1, shares,
+                     stream.global_batch, stream.read_whole_within)
 
 
 def _shard_info(stream, lang: int, shard: int):
@@ -182,11 +192,13 @@ def test_two_nodes_read_the_stream_together_and_each_downloads_its_share(text_co
     assert min(before) >= 0.75 * touched_before, (before, touched_before)
 
 
-def test_dataloader_workers_of_a_node_download_only_its_whole_shards(text_corpus, s3_bucket, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("within", [None, 0])
+def test_dataloader_workers_of_a_node_download_only_its_whole_shards(text_corpus, s3_bucket, tmp_path,  # noqa: F811
+                                                                     within):
     """Rank 0 of 2, one rank per node, 2 DataLoader workers: each worker decides alone, and
-    together they cache exactly the whole shards of this node's positions."""
+    together they cache exactly the whole shards of this node's positions; with
+    read_whole_within=0 none (every sample by verified range), the same samples."""
     from climbstream.cli import main
-    from climbstream.read.node_reads import NodeReads
 
     url = f"{s3_bucket.url}/corpus"
     assert main(["prepare", text_corpus, "--out", url, "--format", "mds", "--seq-len", str(SEQ_LEN),
@@ -194,7 +206,7 @@ def test_dataloader_workers_of_a_node_download_only_its_whole_shards(text_corpus
     batches = 12
     stream = ClimbStream(url, WEIGHTS, global_batch=B, seed=SEED, rank=0, world_size=2, ranks_per_node=1,
                          storage=s3_bucket.options(), read_mode="shard", cache_dir=str(tmp_path / "cache"),
-                         stop_position=batches * B)
+                         stop_position=batches * B, **({} if within is None else {"read_whole_within": within}))
     assert stream.partitions == 2
     got = by_position(_plain(read_batches(stream, batches, num_workers=2)))
     plan = stream.plan(0, batches * B)
@@ -203,8 +215,8 @@ def test_dataloader_workers_of_a_node_download_only_its_whole_shards(text_corpus
     assert {p: tuple(k[:3]) for p, k in got.items()} == {
         int(p): (int(lang), int(shard), int(index))
         for p, lang, shard, index in zip(positions, plan.lang[mine], plan.shard[mine], plan.index[mine])}
-    whole = NodeReads(stream.corpus.orders(SEED, stream.window_shards, 2), 0, 1).whole(plan.lang[mine],
-                                                                                        plan.shard[mine])
+    whole = _stream_node_reads(stream, 0).whole(plan.lang[mine], plan.shard[mine])
     assert (~whole).any()  # some samples were read by range
+    assert whole.any() == (within is None)
     expected = {(int(lang), int(shard)) for lang, shard in zip(plan.lang[mine][whole], plan.shard[mine][whole])}
     assert _cached_bytes(tmp_path / "cache") == sum(_shard_info(stream, *key).bytes for key in expected)

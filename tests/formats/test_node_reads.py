@@ -66,6 +66,38 @@ def test_each_node_reads_whole_what_its_partitions_own_half_of(prepared, partiti
     assert NodeReads.of(view.orders(seed=5, window_shards=2), 0, 1) is None  # P = 1: the read mode alone
 
 
+def test_a_node_reads_whole_only_the_languages_whose_window_it_trains_through_within_the_limit(prepared):
+    """The density half of the rule: at a language's share s of a global batch B, one of P
+    partitions trains through its window (min(part, W x mean shard) samples) in
+    window / (s B / P) batches; shards of languages slower than `within` are read by range."""
+    view = CorpusView([prepared[1]], [prepared[1].root])
+    partitions, batch, window = 4, 64, 2
+    orders = view.orders(seed=5, window_shards=window, partitions=partitions)
+    shares = np.linspace(0.05, 0.4, len(orders))
+    shares /= shares.sum()
+    turnover = []
+    for i in range(len(orders)):
+        samples = orders.shard_samples[i]
+        expected = min(samples.sum() / partitions, window * samples.sum() / (samples > 0).sum()) / (
+            shares[i] * batch / partitions)
+        assert orders.window_batches(i, shares[i], batch) == pytest.approx(expected)
+        turnover.append(expected)
+    assert orders.window_batches(0, 0.0, batch) == float("inf")  # a language with no draws is never whole
+    within = float(np.median(turnover))
+    node = NodeReads(orders, 0, 2, shares, batch, within)
+    owned_only = NodeReads(orders, 0, 2)
+    for i in range(len(orders)):
+        shards = np.arange(len(orders.shard_samples[i]))
+        got = node.whole(np.full(shards.size, i), shards)
+        if turnover[i] <= within:
+            np.testing.assert_array_equal(got, owned_only.whole(np.full(shards.size, i), shards))
+        else:
+            assert not got.any(), view.languages[i]
+    assert 0 < node.whole_shards() < owned_only.whole_shards()
+    assert NodeReads(orders, 0, 2, shares, batch, 0.0).whole_shards() == 0  # within 0: every sample by range
+    assert NodeReads(orders, 0, 2, shares, batch, float("inf")).whole_shards() == owned_only.whole_shards()
+
+
 @pytest.fixture
 def remote_mds(s3_bucket, folder_corpus):
     options = s3_bucket.options()
