@@ -1,6 +1,15 @@
-"""Samples of MDS shards: the header read once per shard, then one read per sample."""
+"""Samples of MDS shards: the header read once per shard, then one read per sample.
+
+Parsed headers are kept for the most recently read MAX_HEADERS shards: a header costs
+about 8 bytes per sample once parsed (uint64 offsets), and a range reader of 1,000
+languages on many nodes touches a few new shards every global batch, so a process that
+reads for weeks would otherwise grow without bound (the same bound as the sample sums,
+read/range_sums.py).
+"""
 
 from __future__ import annotations
+
+from collections import OrderedDict
 
 import numpy as np
 
@@ -10,22 +19,29 @@ from climbstream.formats.mds import MdsHeader, decode_column, header_prefix_byte
 from climbstream.read.read_modes import stored_bytes
 
 
+MAX_HEADERS = 4096
+
+
 class MdsSamples:
     """`read(info, index, source, columns) -> (tokens, {column: value})` for MDS shards."""
 
     def __init__(self, tokens_field: str):
         self.tokens_field = tokens_field
-        self._headers: dict[str, MdsHeader] = {}
+        self._headers: OrderedDict[str, MdsHeader] = OrderedDict()
 
     def forget(self) -> None:
         """Drop the headers read so far (a new process re-reads what it needs)."""
-        self._headers = {}
+        self._headers = OrderedDict()
 
     def read(self, info: ShardInfo, index: int, source: ByteSource,
              columns: tuple[str, ...] = ()) -> tuple[np.ndarray, dict]:
         header = self._headers.get(info.url)
         if header is None:
             header = self._headers[info.url] = self._header(info, source)
+            while len(self._headers) > MAX_HEADERS:
+                self._headers.popitem(last=False)
+        else:
+            self._headers.move_to_end(info.url)
         start, end = header.sample_range(index)
         sample, where = source.read(start, end, index), f"{info.where} sample {index}"
         extra = {name: column_value(decode_column(sample, header, name, where)) for name in columns}

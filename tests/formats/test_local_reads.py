@@ -72,3 +72,27 @@ def test_a_shard_swapped_for_an_outside_link_after_its_check_is_refused_in_a_new
     os.symlink(outside, shard.url)
     with pytest.raises(ManifestError, match="outside the corpus folder"):
         open_reader(copy_of).read("aa", "train", 0, 0)
+
+
+def test_parsed_mds_headers_are_bounded_and_reparsed_when_dropped(prepared, monkeypatch):
+    """A reader keeps the newest MAX_HEADERS parsed headers (a reader of many shards over weeks
+    must not grow without bound); a dropped one is parsed again and reads the same sample."""
+    import climbstream.read.mds_samples as mds_samples
+
+    fmt, manifest = prepared
+    if fmt != "mds":
+        pytest.skip("tar shards have no header")
+    name = max(manifest.languages, key=lambda n: len(manifest.shards(n, "train")))
+    shards = len(manifest.shards(name, "train"))
+    assert shards >= 3
+    with open_reader(manifest) as reader:
+        expected = [reader.read(name, "train", s, 0) for s in range(shards)]
+    monkeypatch.setattr(mds_samples, "MAX_HEADERS", 2)
+    with open_reader(manifest) as reader:
+        got = [reader.read(name, "train", s, 0) for s in range(shards)]
+        assert list(reader.samples._headers) == [manifest.shards(name, "train")[s].url for s in (shards - 2, shards - 1)]
+        again = reader.read(name, "train", 0, 0)
+        assert manifest.shards(name, "train")[0].url in reader.samples._headers and len(reader.samples._headers) == 2
+    for a, b in zip(expected, got):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(again, expected[0])
