@@ -287,3 +287,32 @@ def test_a_shard_evicted_and_fetched_again_by_another_cache_is_read_from_its_new
         with open(path, "rb") as f:
             assert f.read() == new
     assert hits + [shard.hit] == [False, True, True]
+
+
+def test_a_fetched_entry_is_fetched_once_sized_and_evicted_like_a_shard(tmp_path):
+    """open_fetched: the caller's fetch runs once per cache (a second open is a hit), a wrong
+    size is an error naming the entry and leaves nothing behind, and eviction treats the
+    entry as any other."""
+    calls = []
+
+    def fetch(data: bytes):
+        def run() -> bytes:
+            calls.append(data)
+            return data
+        return run
+
+    cache = ShardCache(tmp_path / "cache", limit_bytes=250)
+    first = cache.open_fetched("s3://b/fr/a.mds#header", fetch(b"h" * 100), 100)
+    assert not first.hit and first.bytes_downloaded == 100 and open(first.path, "rb").read() == b"h" * 100
+    first.release()
+    again = ShardCache(tmp_path / "cache", limit_bytes=250).open_fetched("s3://b/fr/a.mds#header",
+                                                                         fetch(b"x" * 100), 100)
+    assert again.hit and again.bytes_downloaded == 0 and len(calls) == 1
+    again.release()
+    with pytest.raises(IntegrityError, match=r"fetch s3://b/fr/b.mds#header: 99 bytes, expected 100"):
+        cache.open_fetched("s3://b/fr/b.mds#header", fetch(b"y" * 99), 100)
+    assert cache.usage_bytes() == 100  # the failed entry left nothing
+    cache.open_fetched("s3://b/fr/c.mds#header", fetch(b"z" * 100), 100).release()
+    cache.open_fetched("s3://b/fr/d.mds#header", fetch(b"w" * 100), 100).release()
+    assert cache.usage_bytes() == 200  # over the limit: the least recently used entry (a) went
+    assert not cache.open_fetched("s3://b/fr/a.mds#header", fetch(b"h" * 100), 100).hit
