@@ -37,7 +37,8 @@ def test_prepare_to_s3_then_range_and_shard_reads_match_the_local_corpus(fmt, s3
     np.testing.assert_array_equal(ranged.read("aa", "heldout", 0, 1), open_reader(local).read("aa", "heldout", 0, 1))
 
     # Range reads fetch just the samples asked for (plus, once per shard, the MDS header and
-    # the sample sums that verify each read: 28 bytes and 4 per sample).
+    # the head of the sample sums, 32 bytes and 4 per block of 64 samples, then the blocks
+    # of sums that verify the samples read: here the shard's one block, 4 bytes per sample).
     shard = remote.shards("bb")[1]
     few = open_reader(remote, storage=options, read_mode="range")
     for i in (0, 5, 9, 5):
@@ -46,7 +47,8 @@ def test_prepare_to_s3_then_range_and_shard_reads_match_the_local_corpus(fmt, s3
     sample_bytes = 8 + 1 + 1 + SEQ_LEN * 2 + 2 if fmt == "mds" else SEQ_LEN * 2
     header = shard.extra["header_bytes"] if fmt == "mds" else 0
     sums = shard.extra["sample_sums"]["bytes"]
-    assert sums == 28 + 4 * shard.samples
+    assert shard.samples <= 64 and shard.extra["sample_sums"]["head_bytes"] == 32 + 4
+    assert sums == 32 + 4 + 4 * shard.samples  # head and the one block: what a range reader fetches of it
     assert few.metrics()["bytes_downloaded"] == sums + header + 4 * sample_bytes < shard.bytes / 3
     assert whole.metrics()["bytes_downloaded"] == sum(s.bytes for s in remote.shards("bb"))
     whole.close()

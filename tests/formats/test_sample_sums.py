@@ -40,8 +40,11 @@ def test_prepare_writes_each_shards_sums_beside_it_and_lists_them(prepared):
                     data = f.read()
                 with open(shard.url + ".sums", "rb") as f:
                     blob = f.read()
+                head_bytes = 32 + 4 * -(-shard.samples // sample_sums.BLOCK)
                 assert entry == {"path": shard.path + ".sums", "bytes": len(blob),
-                                 "sha256": hashlib.sha256(blob).hexdigest()}
+                                 "sha256": hashlib.sha256(blob).hexdigest(), "head_bytes": head_bytes,
+                                 "head_sha256": hashlib.sha256(blob[:head_bytes]).hexdigest()}
+                assert len(blob) == head_bytes + 4 * shard.samples
                 sums = sample_sums.decode(blob, shard.path, shard.samples)
                 want = [sample_sums.checksum(data[a:b]) for a, b in _ranges(manifest, shard, data)]
                 assert sums.samples.tolist() == want
@@ -79,8 +82,8 @@ def test_another_sums_version_or_a_bad_entry_is_an_error_naming_the_file(prepare
     shard = manifest.shards("aa")[0]
     with open(shard.url + ".sums", "rb") as f:
         blob = f.read()
-    newer = blob[:8] + struct.pack("<I", 2) + blob[12:]
-    with pytest.raises(ManifestError, match=r"x\.sums: sample-sums version 2 .* this climbstream reads version 1"):
+    newer = blob[:8] + struct.pack("<I", 3) + blob[12:]
+    with pytest.raises(ManifestError, match=r"x\.sums: sample-sums version 3 .* this climbstream reads versions 1, 2"):
         sample_sums.decode(newer, "x.sums", shard.samples)
     with pytest.raises(ManifestError, match="sums for .* samples .* but the shard has"):
         sample_sums.decode(blob, "x.sums", shard.samples + 1)
