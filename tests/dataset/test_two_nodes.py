@@ -27,6 +27,7 @@ import pytest
 import torch.multiprocessing as mp
 
 from climbstream import ClimbStream
+from climbstream.formats import sample_sums
 from tests.corpora import SEQ_LEN, WEIGHTS
 from tests.s3_server import s3_bucket, s3_env, s3_server  # noqa: F401  (fixtures)
 
@@ -167,14 +168,15 @@ def test_two_nodes_read_the_stream_together_and_each_downloads_its_share(text_co
     assert cached == [r["whole_bytes"] for r in reads]
     shards = [s for n in single.languages for s in single.corpus.manifest_of(n).shards(n, "train")]
     sample_bytes = max(s.bytes / s.samples for s in shards)
-    per_shard = max(s.extra["sample_sums"]["bytes"] + s.extra["header_bytes"] for s in shards)  # once per node
+    per_shard = max(s.extra["sample_sums"]["head_bytes"] + s.extra["header_bytes"] for s in shards)  # once per node
+    block = 4 * sample_sums.BLOCK  # at most one block of sums per sample read by range, per process
     for n, r in enumerate(reads):
         ranged = node_bytes[n] - cached[n]
         index = _index_files(tmp_path / f"cache-node{n}")
         # each range-read shard's sums and header: fetched once by the node (both ranks), through its cache
         assert len(index) == 2 * r["range_shards"], (n, sorted(f.name for f in index), r)
-        assert 0 < ranged <= r["range_samples"] * sample_bytes + sum(f.stat().st_size for f in index)
-        assert ranged <= r["range_samples"] * sample_bytes + r["range_shards"] * per_shard
+        assert 0 < ranged <= r["range_samples"] * (sample_bytes + block) + sum(f.stat().st_size for f in index)
+        assert ranged <= r["range_samples"] * (sample_bytes + block) + r["range_shards"] * per_shard
         # docs/schedule.md's bound: whole shards at most 2x, with the ranges at most 3x what it trains on
         assert cached[n] <= 2 * r["trained_bytes"] and node_bytes[n] <= 3 * r["trained_bytes"], (n, r)
     print("bytes per node:", node_bytes)

@@ -14,6 +14,7 @@ import re
 import numpy as np
 import pytest
 
+from climbstream.formats import sample_sums
 from climbstream.formats.manifest import Manifest
 from climbstream.prepare.prepare import prepare
 from climbstream.read.node_reads import NodeReads
@@ -142,13 +143,15 @@ def test_a_shard_the_node_does_not_read_whole_is_read_by_range_and_never_cached(
 def test_a_range_read_shards_sums_and_header_are_fetched_once_per_node_and_checked_from_the_cache(
         remote_mds, tmp_path):
     """Readers sharing a cache_dir (a node's ranks and workers) fetch a range-read shard's sums
-    and header once: the later ones download only their samples. A copy corrupted on the
+    head and header once: the later ones download only their samples and, per process, the
+    block of sums they fall in (never cached). A copy corrupted on the
     node's disk is caught when read, naming the shard and the file."""
     from climbstream.storage.retry import IntegrityError
 
     manifest, options = remote_mds
     shard = manifest.shards("bb")[0]
-    sums, header = shard.extra["sample_sums"]["bytes"], shard.extra["header_bytes"]
+    head, header = shard.extra["sample_sums"]["head_bytes"], shard.extra["header_bytes"]
+    block = 4 * min(shard.samples, sample_sums.BLOCK)  # the block of sums samples 0..2 fall in
     sample = (shard.bytes - header) // shard.samples
     cache = str(tmp_path / "cache")
     readers = [open_reader(manifest, storage=options, read_mode="shard", cache_dir=cache) for _ in range(3)]
@@ -156,11 +159,11 @@ def test_a_range_read_shards_sums_and_header_are_fetched_once_per_node_and_check
         for i in (0, 1):
             reader.read_with("bb", "train", 0, i, (), whole=False)
     got = [r.metrics()["bytes_downloaded"] for r in readers]
-    assert got == [sums + header + 2 * sample] + [2 * sample] * 2, (got, sums, header, sample)
+    assert got == [head + block + header + 2 * sample] + [block + 2 * sample] * 2, (got, head, header, sample)
     per_process = [open_reader(manifest, storage=options, read_mode="range") for _ in range(2)]  # no cache_dir
     for reader in per_process:
         reader.read_with("bb", "train", 0, 0, ())
-    assert [r.metrics()["bytes_downloaded"] for r in per_process] == [sums + header + sample] * 2
+    assert [r.metrics()["bytes_downloaded"] for r in per_process] == [head + block + header + sample] * 2
     for reader in readers + per_process:
         reader.close()
 
@@ -179,7 +182,7 @@ def test_a_range_read_shards_sums_and_header_are_fetched_once_per_node_and_check
         os.unlink(path)  # as the message says: deleted, it is fetched again
         reader = open_reader(manifest, storage=options, read_mode="shard", cache_dir=cache)
         reader.read_with("bb", "train", 0, 2, (), whole=False)
-        assert reader.metrics()["bytes_downloaded"] == (sums if suffix == ".sums" else header) + sample
+        assert reader.metrics()["bytes_downloaded"] == (head if suffix == ".sums" else header) + block + sample
         reader.close()
 
 
