@@ -9,9 +9,11 @@ s3:// prefix) and follows the contract in interfaces.md:
     SHARD = {path (relative to the manifest), samples, tokens, bytes, sha256, ...}
 
 Extra fields are allowed and kept (per-shard byte offsets for range reads, dropped tail
-tokens, corpus totals). A shard may list `sample_sums: {path, bytes, sha256}`, the sidecar
-of per-sample checksums that verifies its range reads (formats/sample_sums.py); manifests
-without it (written before it existed) stay valid at the same version, read unverified. Loading validates everything the dataset relies on, so a bad
+tokens, corpus totals). A shard may list `sample_sums: {path, bytes, sha256, head_bytes,
+head_sha256}`, the sidecar of per-sample checksums that verifies its range reads
+(formats/sample_sums.py; `head_*` from version 2 on, which range readers fetch by block);
+manifests without it (written before it existed) stay valid at the same version, read
+unverified. Loading validates everything the dataset relies on, so a bad
 manifest fails here with the file and key named, not later inside a DataLoader worker.
 """
 
@@ -379,6 +381,11 @@ def _validate_shard(shard: Any, where: str, key: str, seq_len: int) -> None:
             raise ManifestError(f"{where}: {key}.{SAMPLE_SUMS_KEY} ({path}) must be {{path: '{path}.sums', bytes, "
                                 f"sha256}}, got {sums!r}; rerun 'climbstream manifest'")
         _int(sums.get("bytes"), where, f"{key}.{SAMPLE_SUMS_KEY}.bytes ({path})", minimum=1)
+        if "head_sha256" in sums or "head_bytes" in sums:  # version 2: the head a range reader fetches first
+            if not _SHA256.match(str(sums.get("head_sha256"))):
+                raise ManifestError(f"{where}: {key}.{SAMPLE_SUMS_KEY}.head_sha256 ({path}) must be 64 lowercase "
+                                    f"hex digits, got {sums.get('head_sha256')!r}; rerun 'climbstream manifest'")
+            _int(sums.get("head_bytes"), where, f"{key}.{SAMPLE_SUMS_KEY}.head_bytes ({path})", minimum=32)
     if shard.get("compression") is not None:  # bytes and sha256 are the compressed file's
         if not isinstance(shard["compression"], str):
             raise ManifestError(f"{where}: {key}.compression ({path}) must be a codec name, got "

@@ -131,3 +131,19 @@ def test_a_manifest_changed_after_it_was_written_is_refused_unless_its_checksum_
     del data[CHECKSUM_KEY]
     path.write_text(json.dumps(data))
     assert Manifest.load(str(corpus)).data["tokenizer"]["kind"] == "renamed by hand"
+
+
+@pytest.mark.parametrize("head,message", [
+    ({"head_bytes": 36, "head_sha256": "XYZ"}, r"sample_sums\.head_sha256 \(fr/train/shard\.00000\.mds\) must be 64"),
+    ({"head_bytes": 8, "head_sha256": "c" * 64}, r"sample_sums\.head_bytes \(fr/train/shard\.00000\.mds\) must be an "
+                                                 r"integer >= 32"),
+    ({"head_sha256": "c" * 64}, r"sample_sums\.head_bytes .* got None"),
+])
+def test_a_bad_version_2_sums_head_is_named(head, message):
+    data = _minimal()
+    data["languages"]["fr"]["train"][0]["sample_sums"] = {"path": "fr/train/shard.00000.mds.sums", "bytes": 48,
+                                                          "sha256": "b" * 64, **head}
+    with pytest.raises(ManifestError, match=message):
+        Manifest.from_dict(data, "/x", "m.json")
+    data["languages"]["fr"]["train"][0]["sample_sums"].update(head_bytes=36, head_sha256="c" * 64)
+    Manifest.from_dict(data, "/x", "m.json")  # a well-formed head loads
