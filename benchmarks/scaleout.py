@@ -19,12 +19,13 @@ How a node reads (one column per way):
          node trains on at least half the bytes of that language's shards it would download
          within the horizon, else ranges; foreign draws (samples the node reads from another
          node's part) always by range
-  reader (after) what climbstream's reader does (read/node_reads.py): `owned`, plus what
-         its range reads cost besides the samples: each node fetches a shard's sample sums
-         and MDS header (about 8 bytes per sample of the shard, INDEX_BYTES_*; two requests)
-         once, into its cache, the first time one of its processes reads that shard by
-         range (read/range_sums.py; before, once per process: `reader_per_process`, per
-         rank with no DataLoader workers)
+  reader (after) what climbstream's reader does (read/node_reads.py): `owned` where the
+         node trains through its window of the language within --within global batches
+         (`read_whole_within`, PartitionedOrders.window_batches), else ranges; plus what its
+         range reads cost besides the samples: per shard, once per node into its cache, the
+         sums' head and the MDS header (about 4 bytes per sample of the shard; two
+         requests), and per rank one 256-byte block of sums per 64 samples it reads from
+         (read/range_sums.py). `reader_within_W`: the same at --sweep values W
   long_run (after) over whole epochs: shards the node owns at least half of whole, every
          other sample by range (the reader's rule, with a cache that holds the node's
          windows; the sums and headers, fetched once per node and shard, are left out);
@@ -38,7 +39,7 @@ Metrics per node (mean and max over nodes):
                            first to its last use within the horizon
   peak_requesters          most nodes asking for one object in one global batch
   requests_per_node_batch  GETs per node per global batch (a whole shard, one sample, and
-                           for `reader*` each sums file and header)
+                           for `reader*` each sums head, block and header)
   foreign_share            (after) positions whose sample another node's partition owns
 mosaic: streaming.base.partition.get_partitions('orig') and get_shuffle('py1e') on an
 epoch of horizon x batch samples, each stream's share of it taken as its first samples
@@ -56,6 +57,7 @@ import time
 
 import numpy as np
 
+from climbstream.read.node_reads import DEFAULT_READ_WHOLE_WITHIN
 from climbstream.schedule.order import LanguageOrder, language_key
 from climbstream.schedule.partitioned import PartitionedOrders
 from climbstream.schedule.schedule import Schedule
@@ -67,8 +69,9 @@ SAMPLE_BYTES = 4096
 RANKS_PER_NODE = 8
 WINDOW = 4
 NODES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
-INDEX_BYTES_PER_SAMPLE = 8  # a range reader's per-shard fetches: crc32 sums (4 B) and MDS offsets (4 B) per sample
-INDEX_BYTES_FIXED = 28 + 256  # the sums' header, the MDS header's column table
+SUMS_BLOCK = 64  # samples per block of a shard's sums (formats/sample_sums.py), 4 B each
+SUMS_HEAD_FIXED = 32  # the sums' fixed fields; then 4 B per block of the block table
+MDS_HEADER_FIXED = 4 + 256  # the MDS header's sample count and column table; then 4 B per offset
 
 
 def corpus(k: int) -> list[list[int]]:
@@ -96,7 +99,7 @@ def orders_of(sizes, partitions: int, seed: int = 0):
 
 
 def node_metrics(nodes: int, block: int, horizon: int, lang, shard, owner, offsets, sizes, partitions: int = 1,
-                 owned_share=None) -> dict:
+                 owned_share=None, dense=None, sweep=None, sample=None) -> dict:
     """Per-node download metrics of one plan (positions [0, horizon * block))."""
     positions = np.arange(lang.size)
     batch = positions // block
@@ -121,24 +124,25 @@ def node_metrics(nodes: int, block: int, horizon: int, lang, shard, owner, offse
     last = np.maximum.reduceat(batch[order], starts)
     pair_mine = np.logical_or.reduceat(mine[order], starts) if owner is not None else np.ones(starts.size, bool)
     modes = {"shard": np.ones(starts.size, dtype=bool), "range": np.zeros(starts.size, dtype=bool)}
+    index: dict = {}
     if owner is not None:
         # per (node, language): whole shards when it trains on >= half of what it would download
         nl = pair_node.astype(np.int64) * len(sizes) + pair_lang
         own = pair_mine
         dl = np.bincount(nl[own], weights=shard_bytes[pair_obj[own]], minlength=nodes * len(sizes))
         use = np.bincount(nl[own], weights=used[own] * SAMPLE_BYTES, minlength=nodes * len(sizes))
-        dense = use >= 0.5 * dl
         owned = own & (owned_share[pair_node, pair_obj] >= 0.5)
         modes["owned"] = owned
-        modes["mixed"] = owned & dense[nl]
-        modes["reader"] = modes["reader_per_process"] = owned
-        index = {name: range_index(nodes, block, obj, order, used, owned, shard_bytes, per)
-                 for name, per in (("reader", nodes), ("reader_per_process", nodes * RANKS_PER_NODE))}
+        modes["mixed"] = owned & (use >= 0.5 * dl)[nl]
+        rules = {"reader": dense, **{f"reader_within_{w}": d for w, d in (sweep or {}).items()}}
+        for name, rule in rules.items():  # rule[node, lang]: the node's window of lang turns over within `within`
+            modes[name] = owned & rule[pair_node, pair_lang]
+            index[name] = range_index(nodes, block, sample, obj, order, used, modes[name], shard_bytes)
     for name, whole in modes.items():
         got = np.where(whole, shard_bytes[pair_obj], used * SAMPLE_BYTES)
         per_node = np.bincount(pair_node, weights=got, minlength=nodes)
         requests = float(np.where(whole, 1, used).sum())
-        if name in ("reader", "reader_per_process"):
+        if name in index:
             per_node = per_node + index[name][0]
             requests += index[name][1]
         shards = np.bincount(pair_node[whole], minlength=nodes)
@@ -170,22 +174,25 @@ def node_metrics(nodes: int, block: int, horizon: int, lang, shard, owner, offse
     return out
 
 
-def range_index(nodes: int, block: int, obj, order, used, whole, shard_bytes, fetchers: int):
-    """(float[nodes], requests): the sums and headers a node fetches for the shards it reads by
-    range (`whole[pair]` False for the node's (node, shard) pair), once per (fetcher, shard),
-    the global batch's slice cut into `fetchers` (`nodes`: once per node, through its cache;
-    `nodes * RANKS_PER_NODE`: once per rank), and the GETs that takes over all nodes (two each)."""
+def range_index(nodes: int, block: int, sample, obj, order, used, whole, shard_bytes):
+    """(float[nodes], requests): what a node fetches besides the samples it reads by range
+    (`whole[pair]` False for the node's (node, shard) pair): per shard, once per node through
+    its cache, the sums' head (fixed fields and the block table) and the MDS header (offsets
+    and column table), two GETs; per (rank, shard, block of SUMS_BLOCK samples) read, one
+    GET of that block's sums (read/range_sums.py keeps blocks per process)."""
     positions = np.arange(obj.size)
     pair_of = np.empty(obj.size, dtype=np.int64)
     pair_of[order] = np.repeat(np.arange(used.size), used)
     ranged = ~whole[pair_of]
-    fetcher = (positions % block) // (block // fetchers)
     width = int(obj.max()) + 1
-    fetcher_obj = np.unique(fetcher[ranged].astype(np.int64) * width + obj[ranged])
-    samples = shard_bytes[fetcher_obj % width] // SAMPLE_BYTES
-    fetched = samples * INDEX_BYTES_PER_SAMPLE + INDEX_BYTES_FIXED
-    node = fetcher_obj // width // (fetchers // nodes)
-    return np.bincount(node, weights=fetched, minlength=nodes), 2.0 * fetcher_obj.size
+    rank = (positions % block) // (block // (nodes * RANKS_PER_NODE))
+    node_obj = np.unique((rank[ranged] // RANKS_PER_NODE).astype(np.int64) * width + obj[ranged])
+    samples = shard_bytes[node_obj % width] // SAMPLE_BYTES
+    heads = SUMS_HEAD_FIXED + 4 * -(-samples // SUMS_BLOCK) + MDS_HEADER_FIXED + 4 * (samples + 1)
+    blocks = np.unique(np.stack([rank[ranged], obj[ranged], sample[ranged] // SUMS_BLOCK], 1), axis=0)
+    per_node = np.bincount(node_obj // width, weights=heads, minlength=nodes)
+    per_node += np.bincount(blocks[:, 0] // RANKS_PER_NODE, minlength=nodes) * 4.0 * SUMS_BLOCK
+    return per_node, 2.0 * node_obj.size + blocks.shape[0]
 
 
 def owned_matrix(orders, i: int, nodes: int, shard_sizes) -> np.ndarray:
@@ -270,7 +277,15 @@ def mosaic_metrics(nodes: int, block: int, horizon: int, sizes, weights) -> dict
     }
 
 
-def run(k: int, nodes: int, horizon: int, mosaic: bool) -> dict:
+def dense_rule(orders, nodes: int, weights, block: int, within: float) -> np.ndarray:
+    """bool[nodes, languages]: the reader's density test (`PartitionedOrders.window_batches`
+    <= `within`); the same for every node, P = nodes."""
+    shares = weights.astype(np.float64) / 2**32
+    fast = np.array([orders.window_batches(i, shares[i], block) <= within for i in range(len(orders))])
+    return np.broadcast_to(fast, (nodes, fast.size))
+
+
+def run(k: int, nodes: int, horizon: int, mosaic: bool, within: float, sweep=()) -> dict:
     sizes = corpus(k)
     weights = weights_of(sizes)
     block = max(1024, nodes * RANKS_PER_NODE)
@@ -291,7 +306,8 @@ def run(k: int, nodes: int, horizon: int, mosaic: bool) -> dict:
         orders = orders_of(sizes, nodes)
         share = owned_shares(orders, nodes, sizes, offsets)
         row["after"] = node_metrics(nodes, block, horizon, after.lang, after.shard, after.owner, offsets, sizes,
-                                    nodes, share)
+                                    nodes, share, dense_rule(orders, nodes, weights, block, within),
+                                    {w: dense_rule(orders, nodes, weights, block, w) for w in sweep}, after.index)
         row["after"]["long_run"] = long_run(orders, nodes, sizes, weights, row["after"]["foreign_share"])
     t2 = time.perf_counter()
     row["plan_seconds"] = {"before": round(t1 - t0, 3), "after": round(t2 - t1, 3)}
@@ -305,13 +321,18 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="K = 16 and 1,000 at 1, 8 and 128 nodes, 100 batches")
     parser.add_argument("--no-mosaic", action="store_true")
     parser.add_argument("--out", help="also write the JSON here")
+    parser.add_argument("--within", type=float, default=DEFAULT_READ_WHOLE_WITHIN,
+                        help="the reader's read_whole_within (global batches; default: the stream's)")
+    parser.add_argument("--sweep", type=float, nargs="*", default=(),
+                        help="also the reader's columns at these read_whole_within values")
     args = parser.parse_args(argv)
     plan = ([(16, n, 100) for n in (1, 8, 128)] + [(1000, n, 100) for n in (1, 8, 128)]) if args.quick else \
         [(16, n, 300) for n in NODES] + [(145, n, 300) for n in NODES] + [(1000, n, 200) for n in NODES]
     t0 = time.perf_counter()
-    rows = [run(k, n, h, not args.no_mosaic) for k, n, h in plan]
+    rows = [run(k, n, h, not args.no_mosaic, args.within, args.sweep) for k, n, h in plan]
     report = {"benchmark": "scaleout", "shard_samples": SHARD, "sample_bytes": SAMPLE_BYTES,
-              "ranks_per_node": RANKS_PER_NODE, "window_shards": WINDOW, "rows": rows,
+              "ranks_per_node": RANKS_PER_NODE, "window_shards": WINDOW, "read_whole_within": args.within,
+              "rows": rows,
               "seconds": round(time.perf_counter() - t0, 1)}
     text = json.dumps(report, indent=1)
     print(text)
