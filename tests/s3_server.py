@@ -161,6 +161,7 @@ class FlakyProxy:
         assert fault in self.FAULTS, fault
         with self._lock:
             self.fault, self.stall_s, self.only = fault, stall_s, only
+            self.damage_if = None  # a predicate of the request: damage exactly those answers (any order)
             self.fail_first = fail_first
             self.status = status
             self.latency_s = latency_s
@@ -219,7 +220,8 @@ class FlakyProxy:
             damage = None
             if handler.command == "GET" and resp.status in (200, 206) and len(data) > 1 and self.only in handler.path:
                 with self._lock:
-                    if self.fault != "status" and self.failed < self.fail_first:
+                    chosen = self.failed < self.fail_first if self.damage_if is None else self.damage_if(handler)
+                    if self.fault != "status" and chosen:
                         self.failed += 1
                         damage = self.fault
             if damage == "reset":

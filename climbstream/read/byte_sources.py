@@ -143,3 +143,15 @@ class RangeSource(ByteSource):
             raise ShardFormatError(f"{self.info.where}: shard is truncated (wanted bytes "
                                    f"{start}..{end}, got {len(data)}); rewrite it")
         return data
+
+
+class FetchedSource(ByteSource):
+    """A sample's bytes fetched already (read/range_batch.py); any other read goes to `source`."""
+
+    def __init__(self, source: ByteSource, index: int, data: bytes):
+        self.source, self.info, self.index, self.data = source, source.info, index, data
+
+    def read(self, start: int, end: int, sample: int | None = None) -> bytes:
+        if sample == self.index and end - start == len(self.data):
+            return self.data
+        return self.source.read(start, end, sample)

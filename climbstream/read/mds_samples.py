@@ -9,6 +9,7 @@ read/range_sums.py).
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -27,25 +28,44 @@ class MdsSamples:
 
     def __init__(self, tokens_field: str):
         self.tokens_field = tokens_field
-        self._headers: OrderedDict[str, MdsHeader] = OrderedDict()
+        self.forget()
 
     def forget(self) -> None:
         """Drop the headers read so far (a new process re-reads what it needs)."""
         self._headers = OrderedDict()
+        self._lock = threading.Lock()  # read/range_batch.py reads headers of several shards at once
 
     def read(self, info: ShardInfo, index: int, source: ByteSource,
              columns: tuple[str, ...] = ()) -> tuple[np.ndarray, dict]:
-        header = self._headers.get(info.url)
-        if header is None:
-            header = self._headers[info.url] = self._header(info, source)
-            while len(self._headers) > MAX_HEADERS:
-                self._headers.popitem(last=False)
-        else:
-            self._headers.move_to_end(info.url)
+        header = self._header_of(info, source)
         start, end = header.sample_range(index)
         sample, where = source.read(start, end, index), f"{info.where} sample {index}"
         extra = {name: column_value(decode_column(sample, header, name, where)) for name in columns}
         return decode_column(sample, header, self.tokens_field, where).reshape(-1), extra
+
+    def __getstate__(self) -> dict:
+        return {"tokens_field": self.tokens_field}  # headers and lock are per process
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.forget()
+
+    def locate(self, info: ShardInfo, index: int, source: ByteSource) -> tuple[int, int]:
+        """Bytes [start, end) of sample `index` in the shard (reading its header if need be)."""
+        return self._header_of(info, source).sample_range(index)
+
+    def _header_of(self, info: ShardInfo, source: ByteSource) -> MdsHeader:
+        with self._lock:
+            header = self._headers.get(info.url)
+            if header is not None:
+                self._headers.move_to_end(info.url)
+                return header
+        header = self._header(info, source)
+        with self._lock:
+            self._headers[info.url] = header
+            while len(self._headers) > MAX_HEADERS:
+                self._headers.popitem(last=False)
+        return header
 
     @staticmethod
     def _header(info: ShardInfo, source: ByteSource) -> MdsHeader:

@@ -64,6 +64,10 @@ class BlockSums:
         self._sums, self.info, self.url, self.head = sums, info, url, head
         self.header_bytes, self.header_sum = head.header_bytes, head.header_sum
 
+    def block_key(self, index: int) -> tuple[str, int]:
+        """Which block of sums `index` is checked against (read/range_batch.py fetches each once)."""
+        return self.url, index // self.head.block
+
     def sample(self, index: int) -> int:
         block = self._sums.block(self, index // self.head.block)
         return int(block[index % self.head.block])

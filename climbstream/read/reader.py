@@ -6,7 +6,8 @@ Three ways to get the bytes, chosen per corpus by `read_mode`:
 - "range": a byte-range request for just the sample (MDS: offsets from the shard header;
   tar: token offsets recorded in the manifest), checked against the shard's sample sums.
   The header and the sums are fetched once per shard and node through the cache when a
-  cache_dir is given, else once per process (read/range_sums.py). Block-exact mixing
+  cache_dir is given, else once per process (read/range_sums.py). A batch's range reads
+  are fetched together, 16 at a time (`fetch_ranges`, read/range_batch.py). Block-exact mixing
   makes every worker read all K languages at once, so with hundreds of languages and big
   shards this is what scales;
 - "shard": whole-shard downloads through the node-local cache and prefetcher (sha256
@@ -42,18 +43,21 @@ import contextlib
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from climbstream.errors import ConfigError, ManifestError
-from climbstream.read.byte_sources import ByteSource, FileSource, HeldSource, RangeSource
+from climbstream.read.byte_sources import ByteSource, FetchedSource, FileSource, HeldSource, RangeSource
 from climbstream.formats.manifest import Manifest, ShardInfo, inside_root
 from climbstream.formats.mds import ShardFormatError
 from climbstream.read.mds_samples import MdsSamples
+from climbstream.read.range_batch import RangeBatch
 from climbstream.read.read_modes import (READ_MODES, VERIFY_MODES, choose_read_mode, compressed, largest_stored_bytes,
                                         ranges_for_unowned, unpack_of)
 from climbstream.read.tar_samples import TarSamples
@@ -139,6 +143,8 @@ class SampleReader:
         self._held_stack = contextlib.ExitStack()  # releases them when the block ends
         self._wait_s = 0.0
         self._range_bytes = 0
+        self._count_lock = threading.Lock()  # range reads count their bytes from RangeBatch's threads
+        self._range_batch = RangeBatch()
         self._reads = 0
         self._told_whole = False
         return True
@@ -162,6 +168,7 @@ class SampleReader:
             self._release_held()
             if self._prefetcher is not None and hasattr(self._prefetcher, "close"):
                 self._prefetcher.close()
+            self._range_batch.close()
         self._reset()
 
     def __enter__(self) -> "SampleReader":
@@ -191,14 +198,15 @@ class SampleReader:
         if not whole and not self.unowned_by_range and not self._told_whole:
             self._tell_whole()
         if not whole and self.unowned_by_range:
-            tokens, extra = self.samples.read(info, index, self._range_source(info), columns)
+            tokens, extra = self.samples.read(info, index, self._fetched(info, index, self._range_source(info)),
+                                              columns)
         elif self.mode == "shard" and self._held is not None:
             tokens, extra = self.samples.read(info, index, self._held_source(info), columns)
         elif self.mode == "shard":
             with self._get_prefetcher().get(info.url, info.bytes, info.sha256, unpack_of(info)) as path:
                 tokens, extra = self.samples.read(info, index, FileSource(path, info), columns)
         else:
-            tokens, extra = self.samples.read(info, index, self._source(info), columns)
+            tokens, extra = self.samples.read(info, index, self._fetched(info, index, self._source(info)), columns)
         self._wait_s += time.perf_counter() - start
         self._reads += 1
         if tokens.shape != (self.manifest.seq_len,):
@@ -208,6 +216,48 @@ class SampleReader:
                 f"'climbstream manifest'"
             )
         return tokens.astype(np.int64), extra
+
+    def fetch_ranges(self, reads: list[tuple[str, str, int, int, bool]]) -> None:
+        """Fetch concurrently the samples of `reads` (lang, split, shard, index, whole), a batch
+        in read order, that this reader reads by range; `read_with` then takes their bytes
+        (read/range_batch.py). The rest (whole shards, local files) is left to `read_with`,
+        and so is anything that failed here: it fails again, in order, when read."""
+        self._check_process()
+        start = time.perf_counter()
+        samples, shards = [], {}
+        for lang, split, shard, index, whole in reads:
+            if self.local or (whole or not self.unowned_by_range) and self.mode == "shard":
+                continue  # read in place, or through the cache
+            info = self._shard(lang, split, shard)
+            if 0 <= index < info.samples and index not in shards.setdefault(info.url, (info, set()))[1]:
+                shards[info.url][1].add(index)
+                samples.append((info, index))
+        if samples:
+            self._range_source(samples[0][0])  # the store and the sums' reader, made before any thread
+            batch = self._range_batch
+            infos = [info for info, _ in shards.values()]
+            prepared = batch.run([partial(self._prepared_source, info) for info in infos])
+            sources = {info.url: s for info, s in zip(infos, prepared) if not isinstance(s, Exception)}
+            blocks = {}
+            for info, index in samples:
+                sums = getattr(sources.get(info.url), "sums", None)
+                if hasattr(sums, "block_key"):
+                    blocks.setdefault(sums.block_key(index), partial(sums.sample, index))
+            batch.run(list(blocks.values()))
+            batch.fetch([((info.url, index), sources[info.url], *self.samples.locate(info, index, sources[info.url]),
+                          index) for info, index in samples if info.url in sources])
+        self._wait_s += time.perf_counter() - start
+
+    def _prepared_source(self, info: ShardInfo) -> RangeSource:
+        """The shard's RangeSource with its sums head and header fetched (read/range_batch.py)."""
+        source = self._range_source(info)
+        self.samples.locate(info, 0, source)
+        return source
+
+    def _fetched(self, info: ShardInfo, index: int, source: ByteSource) -> ByteSource:
+        """`source`, or the sample's bytes when `fetch_ranges` fetched them for this batch."""
+        data = self._range_batch.take((info.url, index))
+        return source if data is None else FetchedSource(source, index, data)
 
     @contextlib.contextmanager
     def holding(self) -> Iterator[None]:
@@ -317,7 +367,8 @@ class SampleReader:
         return self._range_sums.get(info)
 
     def _count_range_bytes(self, n: int) -> None:
-        self._range_bytes += n
+        with self._count_lock:
+            self._range_bytes += n
 
     def _open_local(self, info: ShardInfo) -> int:
         path = local_path(info.url)

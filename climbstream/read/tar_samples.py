@@ -24,10 +24,14 @@ class TarSamples:
         if columns:
             raise ConfigError(f"{info.where}: columns {list(columns)} asked for, but tar shards are indexed "
                               f"by their token member only; extra columns need MDS shards")
+        start, end = self.locate(info, index, source)
+        return np.frombuffer(source.read(start, end, index), np.dtype(info.extra.get("tokens_dtype", "<u2"))), {}
+
+    def locate(self, info: ShardInfo, index: int, source: ByteSource | None = None) -> tuple[int, int]:
+        """Bytes [start, end) of sample `index`'s tokens in the shard, from the manifest."""
         offsets = info.extra.get("token_offsets")
         if offsets is None:
             raise ManifestError(f"{info.where}: tar shard lists no token_offsets; rebuild the "
                                 f"manifest with 'climbstream manifest --format wds'")
-        dtype = np.dtype(info.extra.get("tokens_dtype", "<u2"))
         start = token_offset(offsets, index, info.where)
-        return np.frombuffer(source.read(start, start + self.seq_len * dtype.itemsize, index), dtype), {}
+        return start, start + self.seq_len * np.dtype(info.extra.get("tokens_dtype", "<u2")).itemsize

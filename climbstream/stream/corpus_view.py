@@ -127,6 +127,15 @@ class CorpusReader:
         (see SampleReader.read_with; `whole=False`: this node does not read the shard whole)."""
         return self.readers[self.view._source_of[name]].read_with(name, split, shard, index, columns, whole)
 
+    def fetch_ranges(self, reads: Sequence[tuple[str, int, int, bool]], split: str = TRAIN) -> None:
+        """A batch's (name, shard, index, whole) in read order: each reader fetches its range
+        reads among them concurrently (SampleReader.fetch_ranges)."""
+        per_source: dict[int, list] = {}
+        for name, shard, index, whole in reads:
+            per_source.setdefault(self.view._source_of[name], []).append((name, split, shard, index, whole))
+        for i, items in per_source.items():
+            self.readers[i].fetch_ranges(items)
+
     @contextlib.contextmanager
     def holding(self) -> Iterator[None]:
         """Every reader's `holding()` block: shards read inside stay acquired until it ends."""

@@ -145,13 +145,11 @@ class HeaderCorruptingProxy(FlakyProxy):
     def __init__(self, upstream_url: str, only: str):
         super().__init__(upstream_url)
         self.configure(fault="corrupt", fail_first=0, only=only)
+        self.damage_if = self._damaged  # decided per request: the reader's GETs overlap
 
-    def _forward(self, handler) -> None:
-        with self._lock:
-            header = handler.path.endswith(".mds") and handler.headers.get("Range", "").startswith("bytes=0-")
-            if handler.command == "GET" and (header or self.only == ".sums"):
-                self.fail_first = self.failed + 1
-        super()._forward(handler)
+    def _damaged(self, handler) -> bool:
+        header = handler.path.endswith(".mds") and handler.headers.get("Range", "").startswith("bytes=0-")
+        return header or self.only == ".sums"
 
 
 @pytest.mark.parametrize("damaged,what", [(".sums", r"sample sums: download .*sha256 mismatch"),
