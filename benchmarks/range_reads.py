@@ -16,7 +16,6 @@ Run:  .venv/bin/python benchmarks/range_reads.py [--rtt-ms 20] [--out FILE]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -59,6 +58,7 @@ def main(argv=None) -> int:
     from climbstream.prepare.prepare import prepare
     from climbstream.storage.options import StorageOptions
     from delay_proxy import DelayProxy
+    from json_report import emit
     from s3_rclone import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, RcloneS3Server, s3_client_env
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -88,11 +88,7 @@ def main(argv=None) -> int:
               "median_samples_per_s": {k: round(v, 1) for k, v in medians.items()},
               "batched_over_one_by_one": {w: round(medians[f"batched_workers{w}"] / medians[f"one_by_one_workers{w}"], 2)
                                           for w in (0, 2)}}
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit(report, args.out)
     return 0
 
 

@@ -51,11 +51,12 @@ Run:  .venv/bin/python benchmarks/scaleout.py [--quick] [--out benchmarks/result
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
 import numpy as np
+
+from json_report import emit  # benchmarks/ is on sys.path: run as a script
 
 from climbstream.read.node_reads import DEFAULT_READ_WHOLE_WITHIN
 from climbstream.schedule.order import LanguageOrder, language_key
@@ -334,11 +335,7 @@ def main(argv=None) -> int:
               "ranks_per_node": RANKS_PER_NODE, "window_shards": WINDOW, "read_whole_within": args.within,
               "rows": rows,
               "seconds": round(time.perf_counter() - t0, 1)}
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit(report, args.out)
     return 0
 
 
