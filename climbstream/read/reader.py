@@ -224,29 +224,37 @@ class SampleReader:
         and so is anything that failed here: it fails again, in order, when read."""
         self._check_process()
         start = time.perf_counter()
+        samples, shards = self._range_reads(reads)
+        batch = self._range_batch
+        if samples:
+            try:
+                self._range_source(samples[0][0])  # the store and the sums' reader, made before any thread
+            except Exception:  # the read reports it, in order
+                samples, shards = [], []
+        prepared = batch.run([partial(self._prepared_source, info) for info in shards])
+        sources = {info.url: s for info, s in zip(shards, prepared) if not isinstance(s, Exception)}
+        blocks = {}
+        for info, index in samples:
+            sums = getattr(sources.get(info.url), "sums", None)
+            if hasattr(sums, "block_key"):
+                blocks.setdefault(sums.block_key(index), partial(sums.sample, index))
+        batch.run(list(blocks.values()))
+        batch.fetch([((info.url, index), sources[info.url], *self.samples.locate(info, index, sources[info.url]),
+                      index) for info, index in samples if info.url in sources])
+        self._wait_s += time.perf_counter() - start
+
+    def _range_reads(self, reads) -> tuple[list[tuple[ShardInfo, int]], list[ShardInfo]]:
+        """The distinct (shard, index) of `reads` this reader reads by range, and their shards."""
         samples, shards = [], {}
         for lang, split, shard, index, whole in reads:
             if self.local or (whole or not self.unowned_by_range) and self.mode == "shard":
                 continue  # read in place, or through the cache
             info = self._shard(lang, split, shard)
-            if 0 <= index < info.samples and index not in shards.setdefault(info.url, (info, set()))[1]:
-                shards[info.url][1].add(index)
+            indexes = shards.setdefault(info.url, (info, set()))[1]
+            if 0 <= index < info.samples and index not in indexes:  # read_with reports a bad index
+                indexes.add(index)
                 samples.append((info, index))
-        if samples:
-            self._range_source(samples[0][0])  # the store and the sums' reader, made before any thread
-            batch = self._range_batch
-            infos = [info for info, _ in shards.values()]
-            prepared = batch.run([partial(self._prepared_source, info) for info in infos])
-            sources = {info.url: s for info, s in zip(infos, prepared) if not isinstance(s, Exception)}
-            blocks = {}
-            for info, index in samples:
-                sums = getattr(sources.get(info.url), "sums", None)
-                if hasattr(sums, "block_key"):
-                    blocks.setdefault(sums.block_key(index), partial(sums.sample, index))
-            batch.run(list(blocks.values()))
-            batch.fetch([((info.url, index), sources[info.url], *self.samples.locate(info, index, sources[info.url]),
-                          index) for info, index in samples if info.url in sources])
-        self._wait_s += time.perf_counter() - start
+        return samples, [info for info, _ in shards.values()]
 
     def _prepared_source(self, info: ShardInfo) -> RangeSource:
         """The shard's RangeSource with its sums head and header fetched (read/range_batch.py)."""
