@@ -27,9 +27,10 @@ How a node reads (one column per way):
          requests), and per rank one 256-byte block of sums per 64 samples it reads from
          (read/range_sums.py). `reader_within_W`: the same at --sweep values W
   long_run (after) over whole epochs: shards the node owns at least half of whole, every
-         other sample by range (the reader's rule, with a cache that holds the node's
-         windows; the sums and headers, fetched once per node and shard, are left out);
-         egress per trained byte and the largest node's share
+         other sample by range (the ownership rule alone, with a cache that holds the
+         node's windows; the sums and headers, fetched once per node and shard, are left
+         out); egress per trained byte and the largest node's share. `long_run_reader`: the
+         same with the reader's density test (languages slower than --within by range only)
 Metrics per node (mean and max over nodes):
   download_fraction        bytes it downloads / bytes of all shards the job touches
                            (ideal 1/N); `shards_fraction`: whole shards, by count
@@ -211,18 +212,22 @@ def owned_shares(orders, nodes: int, sizes, offsets) -> np.ndarray:
     return share
 
 
-def long_run(orders, nodes: int, sizes, weights, foreign_share: float) -> dict:
+def long_run(orders, nodes: int, sizes, weights, foreign_share: float, dense=None) -> dict:
     """Over whole epochs (a node's cache holding its windows): each node reads the shards
     its partitions own at least half of whole, every other sample it trains on by range
     (its slivers of shared shards, and its foreign draws). Per language, bytes read per
     epoch over the language's bytes, weighted by the language's share of training;
     `download_fraction_max`: the largest node's bytes over the bytes the job trains on
-    (ideal 1/N)."""
+    (ideal 1/N). `dense[i]` False (the reader's rule, `read_whole_within`): language i is
+    read by range only, exactly what the node trains on. The sums and headers are left out."""
     ratio, fraction = 0.0, np.zeros(nodes)
     for i, s in enumerate(sizes):
         s = np.asarray(s)
         own = owned_matrix(orders, i, nodes, s)
-        got = np.where(own * 2 >= s[None, :], s[None, :], own).sum(axis=1)
+        whole = own * 2 >= s[None, :]
+        if dense is not None and not dense[i]:
+            whole[:] = False
+        got = np.where(whole, s[None, :], own).sum(axis=1)
         share = float(weights[i]) / 2**32
         ratio += share * got.sum() / s.sum()
         fraction += share * got / s.sum()
@@ -310,6 +315,8 @@ def run(k: int, nodes: int, horizon: int, mosaic: bool, within: float, sweep=())
                                     nodes, share, dense_rule(orders, nodes, weights, block, within),
                                     {w: dense_rule(orders, nodes, weights, block, w) for w in sweep}, after.index)
         row["after"]["long_run"] = long_run(orders, nodes, sizes, weights, row["after"]["foreign_share"])
+        row["after"]["long_run_reader"] = long_run(orders, nodes, sizes, weights, row["after"]["foreign_share"],
+                                                   dense_rule(orders, nodes, weights, block, within)[0])
     t2 = time.perf_counter()
     row["plan_seconds"] = {"before": round(t1 - t0, 3), "after": round(t2 - t1, 3)}
     if mosaic and nodes > 1:
