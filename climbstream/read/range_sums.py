@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 import threading
 from collections import OrderedDict
 from typing import Callable, Iterator
@@ -53,7 +52,6 @@ MAX_SHARDS = 4096
 MAX_BLOCKS = 65536
 HEADER_KEY = "#header"  # a shard's header in the cache: the shard's URL with this suffix
 SUMS_HEAD_KEY = "#head.sums"  # a version-2 sidecar's head in the cache: the sums' URL with this suffix
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class BlockSums:
@@ -148,36 +146,11 @@ class RangeSums:
 
     def _fetch_head(self, info: ShardInfo, entry: dict) -> BlockSums:
         """A version-2 shard's sums: its head fetched (once per node through the cache) and checked
-        against the manifest's head_sha256; the blocks come later, by `block`."""
+        against the manifest's head_sha256 (its form checked when the manifest loaded); the
+        blocks come later, by `block`."""
         url = join_url(self.root, entry["path"])
-        size, sha256 = entry.get("head_bytes"), entry.get("head_sha256")
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1 or not _SHA256.fullmatch(str(sha256)):
-            raise ManifestError(f"{info.where}: sample_sums ({url}) must list head_bytes (an integer >= 1) and "
-                                f"head_sha256 (64 lowercase hex digits), got {size!r} and {sha256!r}; rerun "
-                                f"'climbstream manifest'")
-
-        def attempt() -> bytes:
-            data = self.store.read_bytes(url, 0, size)
-            self.count(len(data))
-            got = hashlib.sha256(data).hexdigest()
-            if got != sha256:
-                raise SuspectBytes(IntegrityError(
-                    f"{info.where}: sample sums: download {url} bytes 0..{size} (its head): sha256 mismatch "
-                    f"(expected {sha256[:12]}..., got {got[:12]}...); the store or the network corrupts it, or "
-                    f"it changed after the manifest was written (then rerun 'climbstream manifest')"))
-            return data
-
-        def fetch() -> bytes:
-            return self.store.retried("read", url, attempt)
-
-        with _named(info, url):
-            if self.cache is None:
-                data = fetch()
-            else:
-                data, path = self._cached(url + SUMS_HEAD_KEY, fetch, size)
-                if hashlib.sha256(data).hexdigest() != sha256:
-                    raise IntegrityError(f"{info.where}: sample sums {url} (head): the node cache's copy {path} "
-                                         f"fails its sha256; the disk corrupted it: delete it and read again")
+        size = entry["head_bytes"]
+        data = self._verified(info, url, size, entry["head_sha256"], url + SUMS_HEAD_KEY, " (its head)")
         head = sample_sums.decode_head(data, url, info.samples)
         if head.head_bytes != size:
             raise ManifestError(f"{info.where}: sample sums {url}: its head is {head.head_bytes} bytes, the "
@@ -187,42 +160,46 @@ class RangeSums:
     def _fetch(self, info: ShardInfo, entry: dict) -> sample_sums.SampleSums:
         """A version-1 shard's sums: the whole sidecar, checked against the manifest's sha256."""
         url = join_url(self.root, entry["path"])
+        return sample_sums.decode(self._verified(info, url, entry["bytes"], entry["sha256"], url), url, info.samples)
+
+    def _verified(self, info: ShardInfo, url: str, size: int, sha256: str, cache_key: str, part: str = "") -> bytes:
+        """Bytes [0, size) of `url` (the whole sums, or `part` of them), their sha256 checked and a
+        mismatch retried like a corrupted download; once per node under `cache_key` with a cache,
+        checked again when read from it."""
 
         def attempt() -> bytes:
-            data = self.store.read_bytes(url, 0, entry["bytes"])
+            data = self.store.read_bytes(url, 0, size)
             self.count(len(data))
             got = hashlib.sha256(data).hexdigest()
-            if got != entry["sha256"]:
+            if got != sha256:
                 raise SuspectBytes(IntegrityError(
-                    f"{info.where}: sample sums {url}: sha256 mismatch (expected {entry['sha256'][:12]}..., got "
-                    f"{got[:12]}...); the store or the network corrupts it, or it changed after the manifest "
-                    f"was written (then rerun 'climbstream manifest')"))
+                    f"{info.where}: sample sums: download {url} bytes 0..{size}{part}: sha256 mismatch "
+                    f"(expected {sha256[:12]}..., got {got[:12]}...); the store or the network corrupts it, or "
+                    f"it changed after the manifest was written (then rerun 'climbstream manifest')"))
             return data
+
+        def fetch() -> bytes:
+            return self.store.retried("read", url, attempt)
 
         with _named(info, url):
             if self.cache is None:
-                data = self.store.retried("read", url, attempt)
-            else:  # downloaded whole, its sha256 checked (and retried) by the store, once per node
-                data, path = self._cached(url, None, entry["bytes"], entry["sha256"])
-                if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-                    raise IntegrityError(f"{info.where}: sample sums {url}: the node cache's copy {path} fails "
-                                         f"its sha256; the disk corrupted it: delete it and read again")
-        return sample_sums.decode(data, url, info.samples)
+                return fetch()
+            data, path = self._cached(cache_key, fetch, size)
+            if hashlib.sha256(data).hexdigest() != sha256:
+                raise IntegrityError(f"{info.where}: sample sums {url}{part}: the node cache's copy {path} fails "
+                                     f"its sha256; the disk corrupted it: delete it and read again")
+            return data
 
-    def _cached(self, url: str, fetch: Callable[[], bytes] | None, size: int,
-                sha256: str | None = None) -> tuple[bytes, str]:
-        """(bytes, path) of a cache entry: downloaded from `url` (sha256 checked; `count` is told of
-        the bytes when this process downloaded it) or, with `fetch`, its answer (which counts its own)."""
-        shard = (self.cache.open(url, self.store, size, sha256) if fetch is None
-                 else self.cache.open_fetched(url, fetch, size))
+    def _cached(self, key: str, fetch: Callable[[], bytes], size: int) -> tuple[bytes, str]:
+        """(bytes, path) of the cache entry `key`, filled with `fetch()`'s answer (which counts its
+        own bytes) by whichever process of the node asks first."""
+        entry = self.cache.open_fetched(key, fetch, size)
         try:
-            with open(shard.path, "rb") as f:
+            with open(entry.path, "rb") as f:
                 data = f.read()
         finally:
-            shard.release()
-        if fetch is None:
-            self.count(shard.bytes_downloaded)
-        return data, shard.path
+            entry.release()
+        return data, entry.path
 
 
 @contextlib.contextmanager

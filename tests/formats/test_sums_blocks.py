@@ -235,7 +235,7 @@ def test_with_a_node_cache_the_head_is_fetched_once_per_node_and_checked_again_f
         f.seek(entry["head_bytes"] - 1)
         f.write(bytes([last[0] ^ 0xFF]))
     reader = open_reader(manifest, storage=bucket.options(), read_mode="range", cache_dir=cache)
-    with pytest.raises(IntegrityError, match=rf"languages\.aa\.train\[0\] .*sample sums .*\(head\): the node "
+    with pytest.raises(IntegrityError, match=rf"languages\.aa\.train\[0\] .*sample sums .*\(its head\): the node "
                                              rf"cache's copy {head_path} fails its sha256"):
         reader.read("aa", "train", 0, 3)
     reader.close()
