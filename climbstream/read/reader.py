@@ -116,6 +116,7 @@ class SampleReader:
         self.local = not is_remote(manifest.root)
         self.mode = choose_read_mode(manifest, read_mode, verify, cache_dir, cache_limit_bytes, self._shards_in_use())
         self.unowned_by_range = ranges_for_unowned(manifest, self.mode, verify)
+        self.may_read_ranges = not self.local and (self.mode != "shard" or self.unowned_by_range)
         self.requested_verify = verify
         self.verify = "sha256" if verify == "auto" else verify
         self.tokens_field = manifest.data.get("tokens_field", "tokens")
@@ -247,7 +248,7 @@ class SampleReader:
         """The distinct (shard, index) of `reads` this reader reads by range, and their shards."""
         samples, shards = [], {}
         for lang, split, shard, index, whole in reads:
-            if self.local or (whole or not self.unowned_by_range) and self.mode == "shard":
+            if not self.may_read_ranges or whole and self.mode == "shard":
                 continue  # read in place, or through the cache
             info = self._shard(lang, split, shard)
             indexes = shards.setdefault(info.url, (info, set()))[1]

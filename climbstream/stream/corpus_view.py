@@ -120,6 +120,7 @@ class CorpusReader:
     def __init__(self, view: CorpusView, readers: Sequence):
         self.view = view
         self.readers = list(readers)
+        self.may_read_ranges = any(r.may_read_ranges for r in self.readers)  # else fetch_ranges has nothing to do
 
     def read_with(self, name: str, shard: int, index: int, columns: tuple[str, ...] = (), split: str = TRAIN,
                   whole: bool = True):

@@ -125,8 +125,9 @@ class StreamIterator:
         node = self._node(plan.start)
         whole = [True] * len(plan) if node is None else node.whole(plan.lang, plan.shard).tolist()
         out = []
-        readers.fetch_ranges([(names[lang], shard, index, w) for lang, shard, index, w in
-                              zip(plan.lang.tolist(), plan.shard.tolist(), plan.index.tolist(), whole)])
+        if readers.may_read_ranges:  # a local corpus, or whole shards only: no per-sample list on the hot path
+            readers.fetch_ranges([(names[lang], shard, index, w) for lang, shard, index, w in
+                                  zip(plan.lang.tolist(), plan.shard.tolist(), plan.index.tolist(), whole)])
         with readers.holding():  # each cached shard acquired once per batch, not per sample
             for j in range(len(plan)):
                 lang = int(plan.lang[j])
