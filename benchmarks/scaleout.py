@@ -305,18 +305,19 @@ def run(k: int, nodes: int, horizon: int, mosaic: bool, within: float, sweep=())
     row["before"] = node_metrics(nodes, block, horizon, before.lang, before.shard, None, offsets, sizes)
     t1 = time.perf_counter()
     if nodes > 1:
-        after = plan_range(schedule, orders_of(sizes, nodes), 0, horizon * block)
+        orders = orders_of(sizes, nodes)
+        after = plan_range(schedule, orders, 0, horizon * block)
         assert all((np.bincount(after.lang[b * block:(b + 1) * block], minlength=k)
                     == np.bincount(before.lang[b * block:(b + 1) * block], minlength=k)).all()
                    for b in range(0, horizon, max(1, horizon // 10)))
-        orders = orders_of(sizes, nodes)
         share = owned_shares(orders, nodes, sizes, offsets)
+        dense = dense_rule(orders, nodes, weights, block, within)
         row["after"] = node_metrics(nodes, block, horizon, after.lang, after.shard, after.owner, offsets, sizes,
-                                    nodes, share, dense_rule(orders, nodes, weights, block, within),
+                                    nodes, share, dense,
                                     {w: dense_rule(orders, nodes, weights, block, w) for w in sweep}, after.index)
         row["after"]["long_run"] = long_run(orders, nodes, sizes, weights, row["after"]["foreign_share"])
         row["after"]["long_run_reader"] = long_run(orders, nodes, sizes, weights, row["after"]["foreign_share"],
-                                                   dense_rule(orders, nodes, weights, block, within)[0])
+                                                   dense[0])
     t2 = time.perf_counter()
     row["plan_seconds"] = {"before": round(t1 - t0, 3), "after": round(t2 - t1, 3)}
     if mosaic and nodes > 1:
