@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -33,10 +34,14 @@ def remote(s3_bucket, folder_corpus):
 
 
 class _Proxy(FlakyProxy):
-    """Delays each request and counts the GETs in flight at once."""
+    """Holds each request LATENCY_S before forwarding it and counts the requests held at once:
+    a client that waits for each answer before its next request never has two held (the
+    count drops before the answer is even fetched), one that overlaps them does."""
+
+    LATENCY_S = 0.05
 
     def __init__(self, upstream_url: str):
-        super().__init__(upstream_url, latency_s=0.05)
+        super().__init__(upstream_url)
         self.in_flight = self.most_in_flight = self.gets = 0
         self._count = threading.Lock()
 
@@ -45,11 +50,10 @@ class _Proxy(FlakyProxy):
             self.in_flight += 1
             self.gets += handler.command == "GET"
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        try:
-            super()._forward(handler)
-        finally:
-            with self._count:
-                self.in_flight -= 1
+        time.sleep(self.LATENCY_S)
+        with self._count:
+            self.in_flight -= 1
+        super()._forward(handler)
 
 
 def _reader(manifest, bucket, proxy):
@@ -127,3 +131,28 @@ def test_whole_shards_and_local_corpora_are_left_to_the_read(remote, s3_server, 
     with open_reader(local) as reader:
         reader.fetch_ranges([("aa", "train", 0, i, False) for i in (0, 1)])
         assert reader.metrics()["bytes_downloaded"] == 0
+
+
+def test_the_stream_fetches_each_batchs_range_reads_together_and_yields_what_it_yields_one_by_one(
+        remote, s3_server, monkeypatch):
+    """Through ClimbStream (main process, read_mode "range"): the batch's GETs overlap, and the
+    batches are those of the same stream with fetch_ranges turned off."""
+    from climbstream import ClimbStream
+    from climbstream.read.reader import SampleReader
+    from tests.dataset.helpers import by_position, read_batches
+
+    manifest, bucket = remote
+
+    def stream(proxy):
+        options = bucket.options(endpoint_url=proxy.url)
+        return ClimbStream(manifest.root, {"method": "uniform"}, global_batch=16, seed=4, rank=0, world_size=1,
+                           storage=options, read_mode="range")
+
+    with _Proxy(s3_server.endpoint_url) as proxy:
+        got = by_position(read_batches(stream(proxy), 3))
+        assert proxy.most_in_flight >= 2, (proxy.most_in_flight, proxy.gets)
+    monkeypatch.setattr(SampleReader, "fetch_ranges", lambda self, reads: None)
+    with _Proxy(s3_server.endpoint_url) as proxy:
+        want = by_position(read_batches(stream(proxy), 3))
+        assert proxy.most_in_flight == 1, (proxy.most_in_flight, proxy.gets, proxy.paths)  # one after another
+    assert got == want and len(got) == 3 * 16
