@@ -1,56 +1,55 @@
-"""Does the Climb allocation train better than temperature, UniMax and uniform? Prints one JSON object.
+"""Does the recommended mixture train better than temperature, UniMax and uniform? Prints one JSON object.
 
-PROTOCOL (fixed before the ranking at the CPU size was looked at; changing it means
-saying so next to the new numbers):
+PROTOCOL v2 (fixed, with the decision rule, in docs/climb.md "The recommendation" before
+any run of it was looked at; v1, whose ranking was seen, is described there too):
 
 Corpus. allocation_corpus.py: 8 gettext languages cut to a 20:1 high/low-resource skew
 (is 25K, hi 49K, en_GB 123K, uk 242K, es/fr/ja/ru 486K training tokens), seq_len 128,
 and ~126 held-out samples (16 KB) per language, small languages included.
 
 Caps. e_max = 1 (no language repeated) and the solver's default floor (0.1/K) for every
-method except uniform. At the final budget the caps bind (is and hi at the CPU size), so
-UniMax differs from uniform and temperature is cut at is's cap.
+method except uniform, which is 1/K with no cap (the naive baseline; it repeats is 2.1x).
 
-Methods, solved for the final budget D = steps x global batch x seq_len:
-- climb: the Climb law (library defaults: bounded W, ridge by CV) fitted on proxy runs,
-  solved with allocate("climb");
-- temperature: alpha 0.3; unimax: UniMax; both through allocate() under the same caps;
-- uniform: 1/K with no cap (the naive baseline; it repeats the small languages).
+Proxies. 24 Dirichlet mixtures (design seed 0) projected onto the caps and floors, each
+trained once with one init and data seed (PROXY_SEED) at the final run's length (scored
+at 25%, 50%, 100%) and at half of it. Laws (library defaults): `full` (the full-length
+proxies' last score: the workflow's law), `half` (the half-length proxies), `fractions`
+(the full-length proxies' three scores). All three are scored on the final runs.
 
-Proxies. `--proxies` Dirichlet mixtures (design seed 0) projected onto the caps and floors
-at the proxy budget, each trained once for `--proxy-steps` steps with the same trainer,
-init and data seed (PROXY_SEED), scored on the whole held-out split. The law is fitted at
-that budget and extrapolated to D. Reported: its 4-fold CV error on the proxies and, per
-method, its predicted mean loss next to the trained one (prediction error).
+Refinement (allocation_refine.py, through climbstream.mixture.refine): from the `full`
+law, rounds of the Climb solution, each baseline (temperature 0.3, UniMax, uniform as
+above) and the midpoints between the Climb solution and each baseline, trained like the
+full-length proxies; stop when the law fitted before a round predicts that round within
+its 4-fold CV error, or after 2 rounds.
 
-Final runs (common random numbers). For seed s = 0..seeds-1 every method starts from the
+Recommendation (climbstream.mixture.recommend): an ensemble of 24 bootstrap refits over
+the proxy runs gives each candidate a predicted loss with a 95% interval; climb is
+recommended only if the ensemble puts it ahead of every baseline (every "baseline -
+climb" interval above 0), else the baseline with the lowest predicted loss.
+
+Final runs (common random numbers). Arms: climb (refined law), climb_unrefined (the
+`full` law before refinement), temperature, unimax, uniform, and online (the recommended
+mixture re-solved at 25/50/75% of the run by the library's guarded Reweighter from the
+run's own per-language training loss). For seed s = 0..seeds-1 every arm starts from the
 same initial weights (torch seed s) and reads each language's samples in the same order
-(stream seed s); the learning rate warms up for 10 steps and decays to 0 by cosine, so
-the last iterate is not a noisy point of a constant-rate run (allocation_train.py). Every
-model is scored on the whole held-out split, per sample.
+(stream seed s); the learning rate warms up for 10 steps and decays to 0 by cosine
+(allocation_train.py). Every model is scored on the whole held-out split, per sample.
 
 Statistics (allocation_stats.py). Per seed, the difference of mean held-out loss (every
-language weighs the same) between two methods; the 95% interval combines the spread over
+language weighs the same) between two arms; the 95% interval combines the spread over
 seeds (t with seeds-1 degrees of freedom) and the evaluation standard error over held-out
-samples. A gap is reported as real only when it is at least 3 half-widths; otherwise it
-is not resolved at this size. The ranking groups methods no resolved gap separates.
+samples. A gap is reported as real only when it is at least 3 half-widths. The
+recommended mixture is "not resolvably worse" than a baseline when the interval of
+"<baseline> - <recommended>" reaches 0 or above.
 
-Regret (K = 3: en_GB, ru, uk). Proxies and law as above on the three languages; every
-interior mixture of a 1/`--regret-parts` grid and each method's pick trained with one
-common seed; regret = pick's loss - the best trained mixture's, with its evaluation
-standard error. No cap binds at that budget, so there UniMax is uniform; with one seed the
-regret carries no training-noise interval (the K=8 paired spread is the guide).
+Regret (K = 3: en_GB, ru, uk), off by default in v2 (`--regret-languages en_GB,ru,uk`):
+proxies and law as in v1 on the three languages; every interior mixture of a
+1/`--regret-parts` grid and each method's pick trained with one common seed.
 
-Sizes: the default is the CPU size: 24 proxies of 100 steps, final runs of 200 steps
-(409,600 tokens; caps bind for is and hi) with 6 seeds, K=3 grid of 1/6 (10 mixtures) at
-120 steps after 12 proxies of 60 steps; two 1-thread training processes (about 10
-minutes on 2 idle cores). It was chosen from one pilot at a smaller size (8 proxies of 75
-steps, finals of 150 steps, 3 seeds, no grid), whose ranking was seen: with 8 proxies
-each language's law row had more parameters (E, B, beta, 7 transfers) than runs, so the
-proxies went to 24 (3 per language, as in the gettext runs of climb-method.md); the
-per-seed differences to climb spread by 0.012, so the seeds went to 6 (t 2.57 instead
-of 4.30). Nothing else changed after the pilot. `--quick` is the smoke test's size
-(shapes only, no claim). No GPU size was run.
+Sizes: the default is the CPU size: 24 proxies of 200 (and 100) steps, up to 2 rounds of
+refinement of up to 7 runs of 200 steps, final runs of 200 steps (409,600 tokens) x 6
+seeds x 6 arms; two 1-thread training processes. `--quick` is the smoke test's size
+(shapes only, no claim). benchmarks/gpu_checks.sh runs the same protocol at a GPU size.
 
     .venv/bin/python benchmarks/allocation.py --out out/allocation > benchmarks/results/allocation.json
     .venv/bin/python benchmarks/allocation.py --quick --out /tmp/allocation
