@@ -67,12 +67,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-CPU = {"proxies": 24, "proxy_steps": 100, "steps": 200, "seeds": 6,
+CPU = {"proxies": 24, "steps": 200, "seeds": 6, "max_rounds": 2, "replicates": 24,
        "regret_proxies": 12, "regret_proxy_steps": 60, "regret_steps": 120, "regret_parts": 6}
-QUICK = {"proxies": 4, "proxy_steps": 4, "steps": 6, "seeds": 2,
+QUICK = {"proxies": 5, "steps": 6, "seeds": 2, "max_rounds": 1, "replicates": 3,
          "regret_proxies": 4, "regret_proxy_steps": 4, "regret_steps": 4, "regret_parts": 4}
 E_MAX = 1.0
-REGRET_LANGUAGES = ("en_GB", "ru", "uk")
+REGRET_LANGUAGES = ()  # v1 ran ("en_GB", "ru", "uk"); v2 leaves the grid out by default
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -86,7 +86,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--global-batch", type=int, default=16)
     ap.add_argument("--e-max", type=float, default=E_MAX)
     ap.add_argument("--regret-languages", default=",".join(REGRET_LANGUAGES),
-                    help="the K=3 regret grid's languages, comma-separated ('' to skip the grid)")
+                    help="the K=3 regret grid's languages, comma-separated (v1: en_GB,ru,uk; default: no grid)")
     ap.add_argument("--markdown", action="store_true", help="print the tables after the JSON")
     ap.add_argument("--render", metavar="JSON", help="print the tables of a saved result and exit (no training)")
     ap.add_argument("--workers", type=int, default=2, help="training processes side by side (default 2: one per core)")
@@ -101,21 +101,31 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def render(out: dict) -> str:
-    """Markdown tables of a result: methods with paired intervals and the law's predictions; the regret grid."""
-    m = out["methods"]
-    lines = ["| method | mean held-out loss | per seed | minus climb (95% interval) | resolved | law predicted | "
-             "prediction error |", "|---|---|---|---|---|---|---|"]
-    for name, r in sorted(m["results"].items(), key=lambda kv: kv[1]["mean_heldout_loss"]):
-        d = r["minus_climb"]
-        diff = "-" if d is None else f"{d['mean']:+.4f} +- {d['half_width']:.4f}"
-        lines.append(f"| {name} | {r['mean_heldout_loss']:.4f} | {', '.join(f'{x:.3f}' for x in r['per_seed'])} | "
-                     f"{diff} | {'-' if d is None else ('yes' if d['resolved'] else 'no')} | "
-                     f"{r['law_predicted_loss']:.4f} | {r['prediction_error']:+.4f} |")
-    lines += ["", "| pair | mean difference | 95% half-width | training SE | evaluation SE | resolved |",
-              "|---|---|---|---|---|---|"]
-    for key, p in m["pairs"].items():
-        lines.append(f"| {key} | {p['mean']:+.4f} | {p['half_width']:.4f} | {p['train_se']:.4f} | {p['eval_se']:.4f} | "
-                     f"{'yes' if p['resolved'] else 'no'} |")
+    """Markdown tables of a result: arms against the recommended mixture, the laws, the online arm; the regret grid."""
+    lines = []
+    if "methods" in out:
+        m = out["methods"]
+        rec = m["recommended"]
+        lines += [f"recommended: {rec} ({m['recommendation']['verdict']})", "",
+                  f"| arm | mean held-out loss | per seed | <arm> - {rec} (95% interval) | law predicted | "
+                  "prediction error |", "|---|---|---|---|---|---|"]
+        for name, r in sorted(m["results"].items(), key=lambda kv: kv[1]["mean_heldout_loss"]):
+            d = m["pairs"].get(f"{name} - {rec}")
+            diff = "-" if d is None else f"{d['mean']:+.4f} ({d['low']:+.4f}, {d['high']:+.4f})"
+            lines.append(f"| {name} | {r['mean_heldout_loss']:.4f} | {', '.join(f'{x:.3f}' for x in r['per_seed'])} | "
+                         f"{diff} | {r['law_predicted_loss']:.4f} | {r['prediction_error']:+.4f} |")
+        cands = m["recommendation"]["candidates"]
+        lines += ["", "| candidate | predicted mean loss | 95% ensemble interval |", "|---|---|---|"]
+        lines += [f"| {k} | {c['mean']:.4f} | {c['low']:.4f} to {c['high']:.4f} |" for k, c in cands.items()]
+    if "laws" in out:
+        lines += ["", "| law | rows | error on the final arms' mean loss | per-language error |", "|---|---|---|---|"]
+        lines += [f"| {k} | {v['rows']} | {v['mae_mean_loss']:.4f} | {v['mae_per_language']:.4f} |"
+                  for k, v in out["laws"].items() if k != "best"]
+    if "refinement" in out:
+        lines += ["", "| round | runs | error before refit | CV error | stop | reason |", "|---|---|---|---|---|---|"]
+        for r in out["refinement"]["rounds"]:
+            lines.append(f"| {r['round']} | {r['runs']} | {r.get('error_nats')} | {r.get('cv_nats')} | {r['stop']} | "
+                         f"{r['reason']} |")
     if "regret" in out:
         g = out["regret"]
         lines += ["", f"K=3 ({', '.join(g['languages'])}): best trained mixture {g['best']['label']} "
@@ -132,7 +142,8 @@ def main(argv=None) -> dict:
     import torch
 
     from allocation_corpus import ensure_skewed_corpus
-    from allocation_protocol import run_study
+    from allocation_protocol import run_regret
+    from allocation_refine import run_study_v2
     from allocation_train import Runner, RunShape
     from climbstream.formats.manifest import MANIFEST_NAME, Manifest
     from climbstream.mixture.inputs import read_counts
@@ -165,11 +176,13 @@ def main(argv=None) -> dict:
                          f"name some of these or pass --regret-languages ''")
     runner = Runner(corpus, workers=args.workers, threads=args.threads)
     try:
-        out.update(run_study(runner, counts, final=shape(args.steps), proxy=shape(args.proxy_steps),
-                             proxies=args.proxies, seeds=args.seeds, e_max=args.e_max, seq_len=seq_len,
-                             regret_languages=regret_langs, regret_final=shape(args.regret_steps),
-                             regret_proxy=shape(args.regret_proxy_steps), regret_proxies=args.regret_proxies,
-                             regret_parts=args.regret_parts))
+        out.update(run_study_v2(runner, counts, final=shape(args.steps), half=shape(args.steps // 2),
+                                proxies=args.proxies, seeds=args.seeds, e_max=args.e_max, seq_len=seq_len,
+                                max_rounds=args.max_rounds, replicates=args.replicates))
+        if regret_langs:
+            out.update(run_regret(runner, {n: counts[n] for n in regret_langs}, final=shape(args.regret_steps),
+                                  proxy=shape(args.regret_proxy_steps), proxies=args.regret_proxies,
+                                  parts=args.regret_parts, seq_len=seq_len, e_max=args.e_max))
     finally:
         runner.close()
     out["seconds"] = round(time.time() - started, 1)

@@ -1,8 +1,9 @@
-"""The steps of the allocation benchmark: proxies -> law -> mixtures -> paired final runs, and the K=3 regret grid.
+"""Steps the allocation benchmark shares: proxy design, runs-table rows, the law fit, and the K=3 regret grid.
 
-allocation.py holds the protocol and the command line; allocation_train.py one training
-run; allocation_stats.py the intervals. Everything here is deterministic given the sizes
-and the seeds (on one machine and thread count).
+allocation.py holds the protocol and the command line; allocation_refine.py protocol v2's
+main study; allocation_train.py one training run; allocation_stats.py the intervals.
+Everything here is deterministic given the sizes and the seeds (on one machine and
+thread count).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from allocation_stats import all_pairs, noise_floor, paired_difference, ranking
 from allocation_train import RunShape, eval_stderr, mean_loss
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,13 @@ def design_proxies(counts: Mapping[str, int], shape: RunShape, runs: int, seq_le
 
 def proxy_jobs(mixtures: Sequence[Mapping[str, float]], shape: RunShape) -> list[tuple]:
     return [(dict(r), shape, PROXY_SEED, PROXY_SEED, sorted(r)) for r in mixtures]
+
+
+def runs_table(rows: Sequence[Mapping], source: str):
+    """A RunsTable of benchmark rows (run, tokens, params, ratio_<lang>, loss_<lang>)."""
+    from climbstream.mixture.runs import runs_from_rows
+
+    return runs_from_rows(rows, source)
 
 
 def fit_law(mixtures: Sequence[Mapping[str, float]], outs: Sequence[dict], shape: RunShape, seq_len: int):
@@ -91,74 +98,13 @@ def predicted_mean_loss(law, ratios: Mapping[str, float], budget: float) -> floa
     return float(np.mean(law.predict(r, budget)))
 
 
-def run_study(runner, counts: Mapping[str, int], *, final: RunShape, proxy: RunShape, proxies: int, seeds: int,
-              e_max: float, seq_len: int, regret_languages: Sequence[str] | None, regret_final: RunShape | None = None,
-              regret_proxy: RunShape | None = None, regret_proxies: int = 0, regret_parts: int = 0) -> dict:
-    """Both experiments in two rounds of jobs (all proxies, then all final and grid runs), so workers stay busy."""
-    regret = bool(regret_languages)
-    sub = {n: counts[n] for n in sorted(regret_languages or ())}
+def run_regret(runner, counts: Mapping[str, int], *, final: RunShape, proxy: RunShape, proxies: int, parts: int,
+               seq_len: int, e_max: float) -> dict:
+    """The K = 3 regret grid (v1's second experiment): proxies -> law -> every grid mixture and each pick."""
     mixtures = design_proxies(counts, proxy, proxies, seq_len, e_max)
-    mixtures3 = design_proxies(sub, regret_proxy, regret_proxies, seq_len, e_max) if regret else []
-    outs = runner.run(proxy_jobs(mixtures, proxy) + proxy_jobs(mixtures3, regret_proxy) if regret
-                      else proxy_jobs(mixtures, proxy))
-    law, proxy_info = fit_law(mixtures, outs[:len(mixtures)], proxy, seq_len)
-    main_plan = plan_finals(counts, law, final, seeds, e_max, seq_len)
-    jobs = main_plan["jobs"]
-    if regret:
-        law3, proxy_info3 = fit_law(mixtures3, outs[len(mixtures):], regret_proxy, seq_len)
-        grid_plan = plan_grid(sub, law3, regret_final, regret_parts, seq_len, e_max)
-        jobs = jobs + grid_plan["jobs"]
-    results = runner.run(jobs)
-    study = {"methods": score_finals(main_plan, results[:len(main_plan["jobs"])], law, counts, proxy_info, final,
-                                     seeds, e_max)}
-    if regret:
-        study["regret"] = score_grid(grid_plan, results[len(main_plan["jobs"]):], law3, sub, proxy_info3,
-                                     regret_final, e_max)
-    return study
-
-
-def plan_finals(counts, law, final: RunShape, seeds: int, e_max: float, seq_len: int) -> dict:
-    """Each method's mixture at the final budget and its jobs: seeds x methods, seed s common to all methods."""
-    budget = budget_tokens(final, seq_len)
-    mixtures = solve_mixtures(counts, budget, law, e_max)
-    names = sorted(counts)
-    keys = [(seed, m) for seed in range(seeds) for m in METHODS]
-    return {"budget": budget, "mixtures": mixtures, "keys": keys,
-            "jobs": [(mixtures[m], final, seed, seed, names) for seed, m in keys]}
-
-
-def score_finals(plan: dict, outs: Sequence[dict], law, counts, proxy_info: dict, final: RunShape, seeds: int,
-                 e_max: float) -> dict:
-    """Per method: mean held-out loss, paired difference to climb, the law's prediction; all pairs; ranking."""
-    names, budget, mixtures = sorted(counts), plan["budget"], plan["mixtures"]
-    scores: dict[str, list] = {m: [] for m in METHODS}
-    tokens: dict[str, list] = {m: [] for m in METHODS}
-    for (seed, m), out in zip(plan["keys"], outs):
-        scores[m].append(out["heldout"])
-        tokens[m].append(out["tokens_per_language"])
-    pairs = all_pairs({m: scores[m] for m in METHODS})
-    results = {}
-    for m in METHODS:
-        per_seed = [mean_loss(s) for s in scores[m]]
-        predicted = predicted_mean_loss(law, mixtures[m], budget)
-        results[m] = {
-            "mean_heldout_loss": float(np.mean(per_seed)), "per_seed": per_seed,
-            "eval_stderr": float(np.mean([eval_stderr(s) for s in scores[m]])),
-            "minus_climb": None if m == "climb" else paired_difference(scores[m], scores["climb"]),
-            "law_predicted_loss": predicted, "prediction_error": float(np.mean(per_seed)) - predicted,
-            "ratios": {n: round(v, 5) for n, v in mixtures[m].items()},
-            "epochs": {n: round(mixtures[m][n] * budget / counts[n], 3) for n in names},
-            "tokens_trained": sorted({int(sum(t.values())) for t in tokens[m]}),
-            "per_language": {n: round(float(np.mean([s[n].mean() for s in scores[m]])), 5) for n in names},
-        }
-    means = {m: results[m]["mean_heldout_loss"] for m in METHODS}
-    return {"languages": names, "budget_tokens": budget, "e_max": e_max, "proxy": proxy_info,
-            "final": {"steps": final.steps, "seeds": seeds, "global_batch": final.global_batch,
-                      "seconds_per_run": float(np.mean([o["seconds"] for o in outs])),
-                      "heldout_samples": {n: int(len(outs[0]["heldout"][n])) for n in names}},
-            "law": {"languages": list(law.languages), "W": np.round(law.W, 4).tolist(),
-                    "beta": np.round(law.beta, 4).tolist(), "E": np.round(law.E, 4).tolist()},
-            "results": results, "pairs": pairs, "ranking": ranking(means, pairs), "noise": noise_floor(pairs)}
+    law, proxy_info = fit_law(mixtures, runner.run(proxy_jobs(mixtures, proxy)), proxy, seq_len)
+    plan = plan_grid(counts, law, final, parts, seq_len, e_max)
+    return {"regret": score_grid(plan, runner.run(plan["jobs"]), law, counts, proxy_info, final, e_max)}
 
 
 def simplex_grid(k: int, parts: int) -> list[np.ndarray]:

@@ -70,11 +70,15 @@ def score(model, heldout: Mapping[str, torch.Tensor], device: str, batch: int = 
 
 
 def train_mixture(corpus: str, ratios: Mapping[str, float], shape: RunShape, *, init_seed: int, data_seed: int,
-                  heldout: Mapping[str, torch.Tensor]) -> dict:
+                  heldout: Mapping[str, torch.Tensor], eval_steps: tuple[int, ...] = (),
+                  online: Mapping | None = None) -> dict:
     """Train one model on `ratios` for shape.steps steps; returns per-sample held-out losses and tokens seen.
 
-    Deterministic given (corpus, ratios, shape, init_seed, data_seed) on one machine and
-    thread count.
+    `eval_steps` also scores the model at those steps (`heldout_at`, keyed by step; the
+    final score is `heldout`). `online` re-solves the mixture during the run through the
+    library's Reweighter (online_options() says what it holds); its decisions come back
+    in `resolves`. Deterministic given (corpus, ratios, shape, init_seed, data_seed,
+    online) on one machine and thread count.
     """
     from climbstream.stream.dataset import ClimbStream
     from climbstream.train.tiny_lm import TinyLM, TinyLMConfig, token_losses
@@ -92,22 +96,63 @@ def train_mixture(corpus: str, ratios: Mapping[str, float], shape: RunShape, *, 
     opt = torch.optim.AdamW(model.parameters(), lr=shape.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, shape.lr_factor)
     seen = np.zeros(len(stream.languages), dtype=np.int64)
+    tracker, reweighter = _online_parts(stream, shape, online) if online else (None, None)
+    heldout_at = {}
     step = 0
     model.train()
-    for batch in stream.dataloader(num_workers=0):
-        tokens = batch["tokens"].to(shape.device)
-        token_losses(model, tokens).mean().backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        seen += np.bincount(batch["lang"].numpy(), minlength=len(seen)) * seq_len
-        step += 1
-        if step >= shape.steps:
-            break
+    while step < shape.steps:
+        new_stage = False
+        for batch in stream.dataloader(num_workers=0):
+            tokens = batch["tokens"].to(shape.device)
+            losses = token_losses(model, tokens)
+            losses.mean().backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            seen += np.bincount(batch["lang"].numpy(), minlength=len(seen)) * seq_len
+            step += 1
+            if tracker is not None:
+                tracker.update(losses.detach(), batch["lang"])
+                tracker.step(step, stream.position, stage=len(stream.stages()) - 1,
+                             weights=stream.stages()[-1]["weights"])
+                if step in online["at_steps"]:
+                    new_stage = reweighter.at_checkpoint(step, stream, tracker) is not None
+            if step in eval_steps and step < shape.steps:
+                heldout_at[step] = score(model, heldout, shape.device)
+            if step >= shape.steps or new_stage:
+                break  # a new stage takes effect with a new iterator
     losses = score(model, heldout, shape.device)
-    return {"heldout": losses, "tokens_per_language": dict(zip(stream.languages, seen.tolist())),
-            "params": model.non_embedding_params(), "seconds": time.time() - started}
+    heldout_at[step] = losses
+    out = {"heldout": losses, "heldout_at": heldout_at, "tokens_per_language": dict(zip(stream.languages, seen.tolist())),
+           "params": model.non_embedding_params(), "seconds": time.time() - started}
+    if reweighter is not None:
+        tracker.close()
+        out["resolves"] = [{k: v for k, v in d.items() if k in ("step", "position", "verdict", "detail", "new",
+                                                                 "guard_error", "stage_start")}
+                           for d in reweighter.decisions]
+        out["stages"] = stream.stages()
+    return out
+
+
+def online_options(law, at_steps: tuple[int, ...], e_max: Mapping[str, float] | float, floor: float | None,
+                   budget_tokens: float, flush_every: int = 10) -> dict:
+    """What the online arm's Reweighter is built from (picklable, so a job can carry it)."""
+    return {"law": law, "at_steps": tuple(int(s) for s in at_steps), "e_max": e_max, "floor": floor,
+            "budget_tokens": float(budget_tokens), "flush_every": int(flush_every)}
+
+
+def _online_parts(stream, shape: RunShape, online: Mapping):
+    """The tracker of the run's own per-language training loss and the library's guarded re-weighter."""
+    from climbstream.train.losses import LanguageLossTracker
+    from climbstream.train.reweight import Reweighter
+
+    seq_len = stream.corpus.seq_len
+    tracker = LanguageLossTracker(stream.languages, flush_every=online["flush_every"], seq_len=seq_len)
+    options = {} if online["floor"] is None else {"floor": online["floor"]}
+    reweighter = Reweighter(stream.languages, stream.corpus.token_counts(), online["budget_tokens"], seq_len,
+                            e_max=online["e_max"], law=online["law"], source="language", **options)
+    return tracker, reweighter
 
 
 class Runner:
@@ -116,8 +161,8 @@ class Runner:
     Why processes of one thread: on 2 shared cores a 2-thread run spent 8x the CPU time of
     a 1-thread one per step (threads spin while their peer is descheduled), and two
     1-thread runs side by side use both cores with no spinning. Each job is
-    (ratios, RunShape, init_seed, data_seed, languages); a job's result does not depend on
-    which worker ran it.
+    (ratios, RunShape, init_seed, data_seed, languages[, train_mixture keyword options]);
+    a job's result does not depend on which worker ran it.
     """
 
     def __init__(self, corpus: str, workers: int = 1, threads: int = 1):
@@ -153,9 +198,10 @@ def _init_worker(corpus: str, threads: int) -> None:
 
 
 def _run_job(job: tuple) -> dict:
-    ratios, shape, init_seed, data_seed, languages = job
+    ratios, shape, init_seed, data_seed, languages, *options = job
     heldout = {n: _WORKER["heldout"][n] for n in languages}
-    return train_mixture(_WORKER["corpus"], ratios, shape, init_seed=init_seed, data_seed=data_seed, heldout=heldout)
+    return train_mixture(_WORKER["corpus"], ratios, shape, init_seed=init_seed, data_seed=data_seed, heldout=heldout,
+                         **(options[0] if options else {}))
 
 
 def mean_loss(per_sample: Mapping[str, np.ndarray]) -> float:

@@ -221,6 +221,18 @@ def _fit_row_cv(prob: _RowProblem, fold: np.ndarray | None):
     return fits[chosen], chosen
 
 
+def _ridge_per_row(ridge, k: int) -> np.ndarray | None:
+    """The ridge of each row, or None for "cv" (each row chooses its own)."""
+    if isinstance(ridge, str):
+        if ridge != "cv":
+            raise SolverError(f"ridge must be a number >= 0, one per language, or 'cv', got {ridge!r}")
+        return None
+    values = np.full(k, ridge, dtype=np.float64) if np.ndim(ridge) == 0 else np.asarray(ridge, dtype=np.float64)
+    if values.shape != (k,) or not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise SolverError(f"ridge must be a number >= 0, one per language ({k}), or 'cv', got {ridge!r}")
+    return values
+
+
 def fit_rows(
     tokens_seen: np.ndarray,
     losses: np.ndarray,
@@ -242,7 +254,8 @@ def fit_rows(
     off-diagonal W entries are fitted in [0, w_max]; otherwise W_fixed (or I) is used.
     `params` (model sizes per row) adds the A/N^alpha term when it varies. `progress`
     shows a bar with one step per language (each row is fitted from several starts).
-    `ridge` is a weight >= 0 or "cv": each row chooses it from RIDGE_GRID by
+    `ridge` is a weight >= 0, one weight per language (a bootstrap replicate keeps the
+    full fit's choices), or "cv": each row chooses it from RIDGE_GRID by
     cross-validation, rows of one `groups` value (a run) held out together.
     """
     from tqdm import tqdm
@@ -254,8 +267,7 @@ def fit_rows(
         raise SolverError(f"law fit needs at least 3 rows of runs, got {n}; run more proxy runs")
     if not 0 <= w_max:
         raise SolverError(f"w_max must be >= 0, got {w_max}")
-    if not (ridge == "cv" or (isinstance(ridge, (int, float)) and np.isfinite(ridge) and ridge >= 0)):
-        raise SolverError(f"ridge must be a number >= 0 or 'cv', got {ridge!r}")
+    per_row = _ridge_per_row(ridge, k)
     if params is not None and np.ptp(params) == 0:
         params = None
     W0 = np.eye(k) if W_fixed is None else np.asarray(W_fixed, dtype=np.float64)
@@ -264,14 +276,15 @@ def fit_rows(
     A = np.zeros(k) if params is not None else None
     alpha = np.zeros(k) if params is not None else None
     ridges = np.zeros(k)
-    folds = _fold_ids(n, groups, RIDGE_CV_FOLDS) if ridge == "cv" else None
+    folds = _fold_ids(n, groups, RIDGE_CV_FOLDS) if per_row is None else None
     for i in tqdm(range(k), desc=f"fit {kind}", unit="lang", disable=not progress, leave=False):
         free = [j for j in range(k) if j != i] if (fit_W and w_max > 0) else []
         w_fixed = W0[i].copy()
         w_fixed[free] = 0.0
         w_fixed[i] = 1.0
-        prob = _RowProblem(T, Y[:, i], params, i, w_fixed, free, w_max, 0.0 if ridge == "cv" else ridge, delta)
-        if ridge == "cv" and free:
+        prob = _RowProblem(T, Y[:, i], params, i, w_fixed, free, w_max, 0.0 if per_row is None else per_row[i],
+                           delta)
+        if per_row is None and free:
             best, ridges[i] = _fit_row_cv(prob, folds)
         else:
             best, ridges[i] = prob.solve(START_W), prob.ridge
@@ -290,7 +303,7 @@ def fit_rows(
     pred = law.loss_at_effective(T @ W.T, None) if A is None else np.vstack(
         [law.loss_at_effective(T[m] @ W.T, params[m]) for m in range(n)])
     law.fit_info = {
-        "rows": int(n), "huber_delta": delta, "ridge": ridge,
+        "rows": int(n), "huber_delta": delta, "ridge": ridge if isinstance(ridge, (str, int, float)) else "per-language",
         "ridge_per_language": {name: float(r) for name, r in zip(languages, ridges)}, "w_max": w_max,
         "train_mae_nats": float(np.mean(np.abs(pred - Y))),
     }
