@@ -8,7 +8,9 @@ Format (YAML or JSON, see interfaces.md):
 
 `cap` is the largest ratio the epoch cap allows, `binding` is true when the ratio sits on
 its cap or floor, `epochs` counts tokens already consumed, `pred_loss` is the loss the
-given law predicts (null without a law). Loading any other version is an error naming the
+given law predicts (null without a law). `solve --recommend` adds `recommendation`: the
+candidates with their predicted loss and 95% ensemble interval, the predicted difference
+of each baseline to the recommended mixture and to climb, the rule and its verdict. Loading any other version is an error naming the
 file and both versions.
 """
 
@@ -50,6 +52,7 @@ class Allocation:
     params: dict = field(default_factory=dict)
     pred_mean_loss: float | None = None
     version: int = ALLOCATION_VERSION
+    recommendation: dict | None = None  # recommend.Recommendation.to_dict() when this mixture was recommended
 
     def ratios(self) -> dict[str, float]:
         """{name: ratio} (what a dataset config's weights need)."""
@@ -64,7 +67,7 @@ class Allocation:
             "caps": _plain(self.caps),
             "languages": {n: _plain(asdict(a)) for n, a in self.languages.items()},
             "pred_mean_loss": self.pred_mean_loss,
-        }
+        } | ({} if self.recommendation is None else {"recommendation": _plain(self.recommendation)})
 
     def save(self, path: str | Path) -> None:
         """JSON for a .json path, YAML otherwise."""
@@ -90,6 +93,7 @@ class Allocation:
                 method=data["method"], budget_tokens=float(data["budget_tokens"]), caps=dict(data["caps"]),
                 languages=langs, params=dict(data.get("params") or {}),
                 pred_mean_loss=data.get("pred_mean_loss"), version=data["version"],
+                recommendation=data.get("recommendation"),
             )
         except (KeyError, TypeError) as err:
             raise SolverError(f"{where}: malformed allocation ({type(err).__name__}: {err}); rewrite it with 'climbstream solve'") from None

@@ -99,3 +99,39 @@ def recommend(ensemble: LawEnsemble, candidates: Mapping[str, Mapping[str, float
                    f"{d.high:+.4f}); {label} has the lowest predicted loss of the baselines")
     return Recommendation(label=label, ratios=dict(candidates[label]), verdict=verdict, comparison=comparison,
                           budget_tokens=float(budget_tokens))
+
+
+def recommend_allocation(runs, counts: Mapping[str, int], budget_tokens: float, *, e_max: float, floor=None,
+                         baselines: Sequence[str] = DEFAULT_BASELINES, temperature_alpha: float = 0.3,
+                         extra: Mapping[str, Mapping[str, float]] | None = None, law=None,
+                         replicates: int | None = None, seed: int = 0, progress: bool = False,
+                         importance: Mapping[str, float] | None = None):
+    """The whole `solve --recommend`: fit (or take `law`), ensemble, candidates, rule -> (Allocation, Recommendation).
+
+    The Allocation is the recommended mixture's, under the full fit's predictions, with
+    the recommendation attached.
+    """
+    import numpy as np
+
+    from climbstream.mixture.allocation import build_allocation
+    from climbstream.mixture.ensemble import DEFAULT_REPLICATES, fit_ensemble
+    from climbstream.mixture.inputs import feasible_set
+    from climbstream.mixture.solver import allocate
+
+    ensemble = fit_ensemble(runs, law=law, replicates=replicates or DEFAULT_REPLICATES, seed=seed, progress=progress)
+    candidates = candidate_mixtures(counts, budget_tokens, ensemble.law, e_max=e_max, floor=floor,
+                                    baselines=baselines, temperature_alpha=temperature_alpha, importance=importance,
+                                    extra=extra)
+    rec = recommend(ensemble, candidates, budget_tokens, importance=importance)
+    if rec.label == CLIMB or rec.label in baselines:
+        params = {"alpha": temperature_alpha} if rec.label == "temperature" else None
+        alloc = allocate(rec.label, counts, budget_tokens, e_max=e_max, floor=floor, law=ensemble.law,
+                         params=params, importance=importance)
+    else:  # a mixture the user supplied, kept as given (it may break the caps: `binding`/`epochs` show it)
+        names = tuple(sorted(counts))
+        box = feasible_set(counts, budget_tokens, e_max=e_max, floor=floor, names=names)
+        w = None if importance is None else np.array([float(importance.get(n, 1.0)) for n in names])
+        alloc = build_allocation(rec.label, box, np.array([rec.ratios[n] for n in names]), law=ensemble.law,
+                                 importance=w)
+    alloc.recommendation = rec.to_dict()
+    return alloc, rec

@@ -33,3 +33,16 @@ def comparison_table(allocations: dict[str, Allocation]) -> str:
         lines.append(f"{n:<10}" + "".join(f"{allocations[m].languages[n].ratio:>12.4f}" for m in methods))
     lines.append(f"{'pred mean':<10}" + "".join(f"{_fmt(allocations[m].pred_mean_loss, '.5f'):>12}" for m in methods))
     return "\n".join(lines)
+
+
+def recommendation_table(rec) -> str:
+    """Each candidate's predicted mean loss with its 95% ensemble interval, its difference to climb, and the verdict."""
+    predicted, diffs = rec.comparison["predicted"], rec.comparison["differences"]
+    lines = [f"{'candidate':<18}{'pred mean loss':>15}{'95% interval':>22}{'minus climb':>13}{'95% interval':>22}"]
+    for label, p in predicted.items():
+        d = diffs.get(f"{label} - climb")
+        lines.append(f"{label:<18}{p.value:>15.5f}{f'{p.low:.5f} to {p.high:.5f}':>22}"
+                     + (f"{d.value:>+13.5f}{f'{d.low:+.5f} to {d.high:+.5f}':>22}" if d else f"{'-':>13}{'':>22}"))
+    lines.append(f"({rec.comparison['replicates']} bootstrap refits over the proxy runs)")
+    lines.append(rec.verdict)
+    return "\n".join(lines)
