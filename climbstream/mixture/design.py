@@ -58,10 +58,17 @@ def design_mixtures(
     return R
 
 
-def save_design(path: str | Path, languages: list[str], ratios: np.ndarray, *, method: str, seed: int) -> None:
-    """Write the design as YAML ({version, method, seed, languages, runs}) or CSV (run, ratio_<lang>)."""
+def save_design(path: str | Path, languages: list[str], ratios: np.ndarray, *, method: str, seed: int,
+                rounds: list[int] | None = None, labels: list[str | None] | None = None) -> None:
+    """Write the design as YAML ({version, method, seed, languages, runs}) or CSV (run, ratio_<lang>).
+
+    `rounds` (refinement: the round each run belongs to, 0 for the initial design) and
+    `labels` (what a refined run is: climb, a baseline, a midpoint) are kept in YAML only.
+    """
     path = Path(path)
     if path.suffix == ".csv":
+        if rounds is not None:
+            raise ConfigError(f"{path}: a design with refinement rounds is written as .yaml, not .csv")
         with path.open("w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["run"] + [f"ratio_{n}" for n in languages])
@@ -70,8 +77,32 @@ def save_design(path: str | Path, languages: list[str], ratios: np.ndarray, *, m
         return
     if path.suffix not in (".yaml", ".yml"):
         raise ConfigError(f"{path}: design output must end in .yaml, .yml or .csv")
-    data = {
-        "version": DESIGN_VERSION, "method": method, "seed": seed, "languages": list(languages),
-        "runs": [{"run": m, "ratios": {n: float(x) for n, x in zip(languages, row)}} for m, row in enumerate(ratios)],
-    }
+    runs = []
+    for m, row in enumerate(ratios):
+        run = {"run": m, "ratios": {n: float(x) for n, x in zip(languages, row)}}
+        if rounds is not None:
+            run["round"] = int(rounds[m])
+        if labels is not None and labels[m]:
+            run["label"] = labels[m]
+        runs.append(run)
+    data = {"version": DESIGN_VERSION, "method": method, "seed": seed, "languages": list(languages), "runs": runs}
     path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def load_rounds(path: str | Path) -> list[int]:
+    """The refinement round of each run of a design file (0 for every run of a design without rounds)."""
+    path = Path(path)
+    if path.suffix == ".csv":
+        with path.open(newline="", encoding="utf-8") as fh:
+            return [0 for _ in csv.DictReader(fh)]
+    data = yaml.safe_load(path.read_text())
+    raw = (data.get("runs") or data.get("mixtures")) if isinstance(data, dict) else data
+    if not isinstance(raw, list):
+        raise ConfigError(f"{path}: expected a list 'runs' (from 'climbstream design' or 'climbstream refine')")
+    out = []
+    for i, run in enumerate(raw):
+        value = run.get("round", 0) if isinstance(run, dict) else 0
+        if not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{path}: runs[{i}].round is {value!r}; expected an integer >= 0")
+        out.append(value)
+    return out
