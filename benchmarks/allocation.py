@@ -89,6 +89,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="the K=3 regret grid's languages, comma-separated (v1: en_GB,ru,uk; default: no grid)")
     ap.add_argument("--markdown", action="store_true", help="print the tables after the JSON")
     ap.add_argument("--render", metavar="JSON", help="print the tables of a saved result and exit (no training)")
+    ap.add_argument("--d-model", type=int, default=128, help="model width (RunShape; the GPU size raises it)")
+    ap.add_argument("--layers", type=int, default=2, help="model depth (RunShape)")
     ap.add_argument("--workers", type=int, default=2, help="training processes side by side (default 2: one per core)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1, see allocation_train.Runner)")
     args = ap.parse_args(argv)
@@ -97,6 +99,8 @@ def parse_args(argv=None) -> argparse.Namespace:
             setattr(args, key, value)
     if args.seeds < 2:
         ap.error("--seeds must be >= 2 (a paired interval needs two)")
+    if args.replicates < 2:
+        ap.error("--replicates must be >= 2 (an ensemble interval needs two refits)")
     return args
 
 
@@ -161,7 +165,8 @@ def main(argv=None) -> dict:
     counts = read_counts(os.path.join(corpus, MANIFEST_NAME))
 
     def shape(steps: int) -> RunShape:
-        return RunShape(steps=steps, global_batch=args.global_batch, device=args.device)
+        return RunShape(steps=steps, global_batch=args.global_batch, device=args.device, d_model=args.d_model,
+                        n_layers=args.layers)
 
     out = {"protocol": "benchmarks/allocation.py docstring", "corpus": corpus, "device": args.device,
            "machine": {"cpus": os.cpu_count(), "workers": args.workers, "torch_threads_per_worker": args.threads,

@@ -135,11 +135,12 @@ def train_mixture(corpus: str, ratios: Mapping[str, float], shape: RunShape, *, 
     return out
 
 
-def online_options(law, at_steps: tuple[int, ...], e_max: Mapping[str, float] | float, floor: float | None,
-                   budget_tokens: float, flush_every: int = 10) -> dict:
-    """What the online arm's Reweighter is built from (picklable, so a job can carry it)."""
+def online_options(law, at_steps: tuple[int, ...], e_max: float, floor: float | None, budget_tokens: float,
+                   flush_every: int = 10, guard_threshold: float = 0.05) -> dict:
+    """What the online arm's Reweighter is built from (picklable, so a job can carry it); the guard is the library's default."""
     return {"law": law, "at_steps": tuple(int(s) for s in at_steps), "e_max": e_max, "floor": floor,
-            "budget_tokens": float(budget_tokens), "flush_every": int(flush_every)}
+            "budget_tokens": float(budget_tokens), "flush_every": int(flush_every),
+            "guard_threshold": float(guard_threshold)}
 
 
 def _online_parts(stream, shape: RunShape, online: Mapping):
@@ -151,7 +152,8 @@ def _online_parts(stream, shape: RunShape, online: Mapping):
     tracker = LanguageLossTracker(stream.languages, flush_every=online["flush_every"], seq_len=seq_len)
     options = {} if online["floor"] is None else {"floor": online["floor"]}
     reweighter = Reweighter(stream.languages, stream.corpus.token_counts(), online["budget_tokens"], seq_len,
-                            e_max=online["e_max"], law=online["law"], source="language", **options)
+                            e_max=online["e_max"], law=online["law"], source="language",
+                            guard_threshold=online["guard_threshold"], **options)
     return tracker, reweighter
 
 

@@ -4,7 +4,13 @@
 # 1. the tracker's CUDA test (accumulation equals a direct computation; no host sync
 #    between flushes, under torch.cuda.set_sync_debug_mode("error"));
 # 2. the tracker overhead benchmark on the device (JSON);
-# 3. a 16-mixture proxy sweep with the builtin trainer, then fit and validate (JSON).
+# 3. a 16-mixture proxy sweep with the builtin trainer, then fit and validate (JSON);
+# 4. the allocation benchmark's protocol v2 (docs/climb.md "The recommendation") at a GPU
+#    size: the same 409,600 tokens per run (at e_max 1 the skewed corpus's 2.38M tokens
+#    bound the budget), a model 4x wider and 2x deeper (about 30x the parameters), 8 seeds
+#    instead of 6; 24 proxies, refinement, recommendation, 6 arms (JSON; tables after).
+#    Estimated, not yet measured: 6-10 minutes of one H100. ALLOCATION=0 skips it; it needs
+#    /usr/share/locale (Debian's gettext catalogs).
 # Needs only python3 with torch, numpy, scipy, numba, pyyaml, tqdm, matplotlib, pytest, and a
 # prepared corpus (the demo's: out/demo/corpus); it runs from the repository root.
 set -uo pipefail
@@ -36,3 +42,11 @@ print("pred mean loss under the climb law:",
       {k: (round(v["pred_mean_loss"], 4) if v.get("pred_mean_loss") is not None else None) for k, v in d["allocations"].items()})
 print("climb ratios:", {k: round(v["ratio"], 3) for k, v in d["allocations"]["climb"]["languages"].items()})
 PY
+if [ "${ALLOCATION:-1}" = 1 ]; then
+  echo "== allocation protocol v2 at a GPU size on $DEVICE"
+  start=$(date +%s)
+  python3 benchmarks/allocation.py --device "$DEVICE" --out "$OUT/allocation" --seeds 8 --d-model 512 --layers 4 \
+    --workers 2 --threads 4 > "$OUT/allocation.json" 2> "$OUT/allocation.err"
+  echo "allocation rc=$? wall seconds: $(( $(date +%s) - start ))"
+  python3 benchmarks/allocation.py --render "$OUT/allocation.json" 2>/dev/null || tail -5 "$OUT/allocation.err"
+fi

@@ -1,4 +1,4 @@
-"""Smoke test of benchmarks/allocation.py (proxies -> law -> mixtures -> paired runs -> regret grid) and its statistics.
+"""Smoke test of benchmarks/allocation.py (protocol v2: proxies -> laws -> refinement -> recommendation -> paired arms) and its statistics.
 
 A CPU-sized run on the tiny test corpus: every step runs for real, nothing asserts which
 method wins (that is the benchmark's own result). The interval arithmetic and the
@@ -21,44 +21,74 @@ import allocation  # noqa: E402
 from allocation_stats import RESOLVE_FACTOR, all_pairs, noise_floor, paired_difference, ranking  # noqa: E402
 from allocation_train import RunShape, load_heldout, train_mixture  # noqa: E402
 
-METHODS = {"climb", "temperature", "unimax", "uniform"}
+ARMS = {"climb", "climb_unrefined", "temperature", "unimax", "uniform", "online"}
+BASELINES = {"temperature", "unimax", "uniform"}
 
 
-def test_the_allocation_benchmark_pairs_every_method_on_the_whole_heldout_split(mds_corpus, tmp_path, capsys):
-    out = allocation.main(["--corpus", mds_corpus, "--out", str(tmp_path), "--proxies", "4", "--proxy-steps", "3",
-                           "--steps", "4", "--seeds", "2", "--global-batch", "8", "--workers", "1",
-                           "--regret-languages", "aa,bb,cc", "--regret-proxies", "4", "--regret-proxy-steps", "3",
-                           "--regret-steps", "3", "--regret-parts", "4"])
+def test_the_allocation_benchmark_pairs_every_arm_with_the_recommended_mixture(mds_corpus, tmp_path, capsys):
+    out = allocation.main(["--corpus", mds_corpus, "--out", str(tmp_path), "--proxies", "5", "--steps", "4",
+                           "--seeds", "2", "--global-batch", "8", "--workers", "1", "--max-rounds", "1",
+                           "--replicates", "3", "--regret-languages", "aa,bb,cc", "--regret-proxies", "4",
+                           "--regret-proxy-steps", "3", "--regret-steps", "3", "--regret-parts", "4"])
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
     m = out["methods"]
     manifest = json.load(open(os.path.join(mds_corpus, "climbstream-manifest.json")))
     # the whole held-out split of every language is scored
     assert m["final"]["heldout_samples"] == {n: v["heldout_samples"] for n, v in manifest["languages"].items()}
-    assert set(m["results"]) == METHODS and len(m["proxy"]["rows"]) == 4
+    assert set(m["results"]) == ARMS
+    rec = m["recommended"]
+    assert rec in ARMS - {"online", "climb_unrefined"} and m["recommendation"]["recommended"] == rec
+    assert m["results"][rec]["ratios"] == {n: round(v, 5) for n, v in m["recommendation"]["candidates"][rec]
+                                           ["ratios"].items()}
     for method, r in m["results"].items():
-        # equal tokens for every method and seed: steps x global batch x seq_len
+        # equal tokens for every arm and seed, the online arm's stages included: steps x global batch x seq_len
         assert len(r["per_seed"]) == 2 and r["tokens_trained"] == [4 * 8 * 32], method
         assert abs(sum(r["ratios"].values()) - 1) < 1e-4
         assert r["prediction_error"] == pytest.approx(r["mean_heldout_loss"] - r["law_predicted_loss"])
-        if method != "uniform":  # uniform is the uncapped baseline; the others stay within e_max = 1
-            assert max(r["epochs"].values()) <= out["methods"]["e_max"] + 1e-3, method
+        if method not in ("uniform", "online"):  # uniform is the uncapped baseline; the others stay within e_max
+            assert max(r["epochs"].values()) <= m["e_max"] + 1e-3, method
     assert len(set(m["results"]["uniform"]["ratios"].values())) == 1
-    assert m["results"]["climb"]["minus_climb"] is None
-    assert m["results"]["uniform"]["minus_climb"]["mean"] == pytest.approx(
-        m["results"]["uniform"]["mean_heldout_loss"] - m["results"]["climb"]["mean_heldout_loss"])
-    assert len(m["pairs"]) == 6 and sorted(sum(m["ranking"], [])) == sorted(METHODS)
-    assert m["noise"]["max_half_width"] == max(p["half_width"] for p in m["pairs"].values())
+    # every baseline is paired with the recommended mixture, with its interval
+    for b in BASELINES - {rec}:
+        p = m["pairs"][f"{b} - {rec}"]
+        assert p["low"] <= p["mean"] <= p["high"] and m["not_resolvably_worse"][f"{b} - {rec}"] == (p["high"] >= 0)
+        assert p["mean"] == pytest.approx(m["results"][b]["mean_heldout_loss"] - m["results"][rec]["mean_heldout_loss"])
+    assert out["online"]["start"] == rec and f"online - {rec}" in out["online"]["pairs"]
+    assert [len(d) for d in out["online"]["decisions"]] == [len(out["online"]["at_steps"])] * 2
+    laws = out["laws"]
+    assert set(laws) == {"full", "half", "fractions", "refined", "best"} and laws["best"] in laws
+    assert laws["fractions"]["rows"] == 3 * laws["full"]["rows"]  # three scores per full-length proxy
+    r = out["refinement"]
+    assert r["rounds"][0]["round"] == 1 and r["runs_total"] == 5 + r["rounds"][0]["runs"]
     g = out["regret"]
     assert g["languages"] == ["aa", "bb", "cc"] and len(g["grid"]) == 3  # (1,1,2)/4 and its permutations
-    assert set(g["picks"]) == METHODS
     assert all(p["regret"] >= 0 for p in g["picks"].values())
-    trained = [p["loss"] for p in g["picks"].values()] + [t["loss"] for t in g["grid"]]  # the grid's rounded to 1e-5
-    assert g["best"]["loss"] == pytest.approx(min(trained), abs=1e-5)
     saved = tmp_path / "allocation.json"
     saved.write_text(json.dumps(out))
     assert allocation.main(["--render", str(saved)]) == out
     table = capsys.readouterr().out
-    assert all(f"| {method} |" in table for method in METHODS) and "| uniform - unimax |" in table
+    assert f"recommended: {rec}" in table and all(f"| {arm} |" in table for arm in ARMS)
+
+
+def test_the_online_arm_resolves_through_the_library_reweighter_and_keeps_the_token_count(mds_corpus):
+    from allocation_train import online_options
+
+    from climbstream.mixture.laws import ClimbLaw
+
+    heldout = load_heldout(mds_corpus)
+    names = sorted(heldout)
+    law = ClimbLaw(languages=tuple(names), E=np.ones(4), B=np.full(4, 20.0), beta=np.full(4, 0.3), W=np.eye(4))
+    shape = RunShape(steps=12, global_batch=8)
+    start = {"aa": 0.4, "bb": 0.3, "cc": 0.2, "dd": 0.1}
+    online = online_options(law, (8,), e_max=50.0, floor=0.02, budget_tokens=12 * 8 * 32, flush_every=2)
+    online["guard_threshold"] = 10.0  # let the re-solve through: this test is about the plumbing, not the guard
+    a = train_mixture(mds_corpus, start, shape, init_seed=1, data_seed=2, heldout=heldout, online=online)
+    assert [d["step"] for d in a["resolves"]] == [8] and a["resolves"][0]["verdict"] == "resolved"
+    assert [s["start"] for s in a["stages"]] == [0, 8 * 8]  # the new stage starts at the consumed position
+    assert sum(a["tokens_per_language"].values()) == 12 * 8 * 32
+    b = train_mixture(mds_corpus, start, shape, init_seed=1, data_seed=2, heldout=heldout, online=online)
+    for n in names:  # deterministic, re-solve included
+        np.testing.assert_array_equal(a["heldout"][n], b["heldout"][n])
 
 
 def test_a_seed_gives_the_same_run_and_the_whole_heldout_split(mds_corpus):
@@ -123,3 +153,5 @@ def test_identical_mixtures_are_no_gap_and_ties_group_in_the_ranking():
 def test_one_seed_is_refused():
     with pytest.raises(SystemExit):
         allocation.parse_args(["--seeds", "1"])
+    with pytest.raises(SystemExit):
+        allocation.parse_args(["--replicates", "1"])
