@@ -37,7 +37,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from climbstream.errors import ConfigError, ScheduleError
 from climbstream.schedule.warm import warm_kernels
 from climbstream.schedule.weights import WEIGHT_TOTAL, integer_weights
-from climbstream.read.node_reads import DEFAULT_READ_WHOLE_WITHIN
+from climbstream.read.node_reads import DEFAULT_READ_WHOLE_WITHIN, check_nodes
 from climbstream.stream.config.checks import MAX_GLOBAL_BATCH, MAX_POSITION, MAX_SEED, check_int, is_number
 from climbstream.stream.consumers.consumer import check_consumer, find_consumer
 from climbstream.stream.state.consumption import Consumption
@@ -50,7 +50,7 @@ from climbstream.stream.plan.layout import Layout, data_parallel_rank_and_size, 
 from climbstream.stream.iteration.loader import first_position
 from climbstream.stream.state.loader_state import stream_state_of
 from climbstream.stream.plan.plan import Plan
-from climbstream.stream.plan.partitioning import check_nodes, resolve_partitions
+from climbstream.stream.plan.partitioning import resolve_partitions
 from climbstream.stream.plan.planner import Planner
 from climbstream.stream.iteration.process_readers import ProcessReaders
 from climbstream.stream.iteration.sample import SAMPLE_FIELDS

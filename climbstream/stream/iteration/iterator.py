@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from climbstream.errors import EpochCapError, StateError
+from climbstream.read.node_reads import NodeReads
 from climbstream.stream.state.consumption import STALE
 from climbstream.stream.iteration.context import StreamContext
 from climbstream.stream.plan.cursor import Cursor
@@ -158,15 +159,10 @@ class StreamIterator:
             return None
         stage = self._schedule.stage_index(position)
         if self._node_reads is None or self._node_reads[0] is not orders or self._node_reads[1] != stage:
-            from climbstream.read.node_reads import NodeReads
-            from climbstream.schedule.weights import WEIGHT_TOTAL
-            from climbstream.stream.plan.partitioning import node_partitions
-
             layout = self._ctx.layout
-            first, stop = node_partitions(orders.partitions, layout.rank, layout.world_size,
-                                          self._ctx.readers.ranks_per_node)
-            shares = np.asarray(self._schedule.stages[stage].weights, dtype=np.float64) / WEIGHT_TOTAL
-            node = NodeReads(orders, first, stop, shares, layout.global_batch, self._ctx.read_whole_within)
+            node = NodeReads.for_rank(orders, self._schedule.stages[stage].weights, layout.rank, layout.world_size,
+                                      self._ctx.readers.ranks_per_node, layout.global_batch,
+                                      self._ctx.read_whole_within)
             self._node_reads = (orders, stage, node)
         return self._node_reads[2]
 
