@@ -35,6 +35,8 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from climbstream.errors import ConfigError, ScheduleError
+from climbstream.ranks import data_parallel_rank_and_size, distributed_rank_and_size
+from climbstream.ranks import ranks_per_node as resolve_ranks_per_node
 from climbstream.schedule.warm import warm_kernels
 from climbstream.schedule.weights import WEIGHT_TOTAL, integer_weights
 from climbstream.read.node_reads import DEFAULT_READ_WHOLE_WITHIN, check_nodes
@@ -46,7 +48,7 @@ from climbstream.stream.state.control import SharedControl
 from climbstream.stream.corpus_view import CorpusView
 from climbstream.stream.plan.cursor import Cursor
 from climbstream.stream.iteration.iterator import StreamIterator
-from climbstream.stream.plan.layout import Layout, data_parallel_rank_and_size, distributed_rank_and_size
+from climbstream.stream.plan.layout import Layout
 from climbstream.stream.iteration.loader import first_position
 from climbstream.stream.state.loader_state import stream_state_of
 from climbstream.stream.plan.plan import Plan
@@ -151,7 +153,8 @@ class ClimbStream(IterableDataset):
         self.corpus = CorpusView.load([sources] if isinstance(sources, str) else list(sources), storage)
         self.languages: list[str] = self.corpus.languages
         self.columns = _check_columns(columns, self.corpus)
-        self.ranks_per_node = _ranks_per_node(ranks_per_node)
+        self.ranks_per_node = resolve_ranks_per_node(
+            None if ranks_per_node is None else check_int("ranks_per_node", ranks_per_node, 1, 1 << 16))
         self.epoch_cap = epoch_cap
         self.on_epoch_cap = on_epoch_cap
         self.window_shards = int(window_shards)
@@ -482,16 +485,3 @@ def _check_columns(columns, corpus: CorpusView) -> tuple[str, ...]:
         raise ConfigError(f"columns: {tar[0]} is a tar corpus, whose manifest indexes only the token member; "
                           f"extra columns need MDS shards")
     return tuple(dict.fromkeys(columns))
-
-
-def _ranks_per_node(value: int | None) -> int:
-    """The explicit setting, else torchrun's LOCAL_WORLD_SIZE, else 1."""
-    if value is None:
-        env = os.environ.get("LOCAL_WORLD_SIZE")
-        if env is None:
-            return 1
-        if not env.isdigit() or int(env) < 1:
-            raise ConfigError(f"LOCAL_WORLD_SIZE={env!r} in the environment is not a positive integer; "
-                              f"fix it or pass ranks_per_node")
-        return int(env)
-    return check_int("ranks_per_node", value, 1, 1 << 16)
