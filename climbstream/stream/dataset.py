@@ -57,7 +57,7 @@ from climbstream.stream.plan.planner import Planner
 from climbstream.stream.iteration.process_readers import ProcessReaders
 from climbstream.stream.iteration.sample import SAMPLE_FIELDS
 from climbstream.stream.consumers.shard_padding import pad_for_shard
-from climbstream.stream.state.state_codec import StateCodec, stage_dicts
+from climbstream.stream.state.saved_state import StateCodec, stage_dicts
 from climbstream.stream.config.weight_spec import resolve_ratios
 from climbstream.stream.iteration.worker_exit import on_worker_exit
 
