@@ -38,7 +38,7 @@ from climbstream.errors import ConfigError, ScheduleError
 from climbstream.ranks import data_parallel_rank_and_size, distributed_rank_and_size
 from climbstream.ranks import ranks_per_node as resolve_ranks_per_node
 from climbstream.schedule.warm import warm_kernels
-from climbstream.schedule.weights import WEIGHT_TOTAL, integer_weights
+from climbstream.schedule.weights import are_integer_weights, integer_weights
 from climbstream.read.node_reads import DEFAULT_READ_WHOLE_WITHIN, check_nodes
 from climbstream.stream.config.checks import MAX_GLOBAL_BATCH, MAX_POSITION, MAX_SEED, check_int, is_number
 from climbstream.stream.consumers.consumer import check_consumer, find_consumer
@@ -418,8 +418,7 @@ class ClimbStream(IterableDataset):
 
     # -- helpers --------------------------------------------------------------------------
     def _weights_array(self, weights, where: str) -> np.ndarray:
-        if isinstance(weights, Mapping) and weights and all(isinstance(v, int) for v in weights.values()) \
-                and sum(weights.values()) == WEIGHT_TOTAL and all(v >= 0 for v in weights.values()):
+        if isinstance(weights, Mapping) and are_integer_weights(weights.values()):
             resolve_ratios(weights, self.corpus.token_counts(), where)
             ints = {str(k): int(v) for k, v in weights.items()}
         else:

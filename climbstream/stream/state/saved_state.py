@@ -31,7 +31,7 @@ from climbstream.errors import ConfigError, StateError
 from climbstream.stream.plan.cursor import Cursor
 from climbstream.stream.plan.layout import block_after
 from climbstream.schedule.schedule import ALGORITHM_VERSION
-from climbstream.schedule.weights import WEIGHT_TOTAL
+from climbstream.schedule.weights import check_integer_weights
 
 STATE_VERSION = 1
 MAX_PARTITIONS = 2**20
@@ -119,8 +119,7 @@ def stages_from_state(state: StreamState, languages: Sequence[str], where: str =
             start = int(stage["start"])
         except (TypeError, ValueError, OverflowError) as err:
             raise StateError(f"{where}.stages[{i}]: {err}") from None
-        if int(array.sum()) != WEIGHT_TOTAL:
-            raise StateError(f"{where}.stages[{i}].weights: sum {int(array.sum())} != 2**32")
+        check_integer_weights(array.tolist(), f"{where}.stages[{i}]", StateError)
         out.append((start, array))
     return out
 
