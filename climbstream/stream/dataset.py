@@ -41,7 +41,7 @@ from climbstream.schedule.warm import warm_kernels
 from climbstream.schedule.weights import are_integer_weights, integer_weights
 from climbstream.read.node_reads import DEFAULT_READ_WHOLE_WITHIN, check_nodes
 from climbstream.stream.config.checks import MAX_GLOBAL_BATCH, MAX_POSITION, MAX_SEED, check_int, is_number
-from climbstream.stream.consumers.consumer import check_consumer, find_consumer
+from climbstream.stream.consumers.consumer import check_consumer, check_loader, find_consumer
 from climbstream.stream.state.consumption import Consumption
 from climbstream.stream.iteration.context import StreamContext
 from climbstream.stream.state.control import SharedControl
@@ -243,13 +243,8 @@ class ClimbStream(IterableDataset):
         """
         from climbstream.stream.iteration.loader import ClimbDataLoader
 
-        if kwargs.setdefault("batch_size", self.local_batch) != self.local_batch:
-            raise ConfigError(
-                f"DataLoader batch_size {kwargs['batch_size']} != global_batch {self.global_batch} / "
-                f"world size {self.layout.world_size} = {self.local_batch}"
-            )
-        if kwargs.get("in_order") is False:
-            raise ConfigError("in_order=False: batches must reach the loop in stream order for exact resume")
+        check_loader(kwargs.setdefault("batch_size", self.local_batch), kwargs.get("in_order", True),
+                     self.global_batch, self.layout.world_size)
         return ClimbDataLoader(self, **kwargs)
 
     def follow_steps(self) -> None:
