@@ -22,6 +22,7 @@ import torch
 
 from climbstream.errors import ConfigError, StateError, check_version
 from climbstream.formats.loss_log import LOSS_LOG_VERSION
+from climbstream.storage.metrics import LOADER_METRICS
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,7 @@ class LanguageLossTracker:
                             "weight": self._weights[name] if self._weights else None})
         if self._loader is not None:
             metrics = {k: v.item() if hasattr(v, "item") else v for k, v in self._loader.items()}
-            records.append({"wait_s": None, "cache_hit_rate": None, "bytes_downloaded": None, **metrics,
+            records.append({**dict.fromkeys(LOADER_METRICS), **metrics,
                             "version": LOSS_LOG_VERSION, "kind": "loader", "step": self._label,
                             "position": position})
             self._loader = None
