@@ -10,16 +10,7 @@ import pytest
 
 import climbstream.read.reader as reader_module
 from climbstream.errors import ManifestError
-from climbstream.formats.manifest import Manifest
 from climbstream.read.reader import max_open_files, open_reader
-
-
-@pytest.fixture
-def copy_of(prepared, tmp_path):
-    fmt, manifest = prepared
-    root = str(tmp_path / "corpus")
-    shutil.copytree(manifest.root, root)
-    return Manifest.load(root)
 
 
 def test_descriptors_cover_every_languages_window_within_the_process_limit(monkeypatch):
@@ -46,11 +37,12 @@ def test_descriptors_follow_the_streams_window(prepared, monkeypatch):
 
 
 def test_a_reopened_shard_is_not_checked_again(copy_of, monkeypatch):
+    _, manifest = copy_of
     checks, opens = [], []
     real_check, real_open = reader_module.inside_root, os.open
     monkeypatch.setattr(reader_module, "inside_root", lambda *a: checks.append(a[0]) or real_check(*a))
     monkeypatch.setattr(reader_module.os, "open", lambda p, *a: opens.append(p) or real_open(p, *a))
-    reader = open_reader(copy_of)
+    reader = open_reader(manifest)
     reader.read("aa", "train", 0, 0)
     reader._max_open_files = 1  # every switch between the two shards reopens one
     expected = [reader.read("aa", "train", s, 1).copy() for s in (0, 1)]
@@ -64,14 +56,15 @@ def test_a_reopened_shard_is_not_checked_again(copy_of, monkeypatch):
 
 def test_a_shard_swapped_for_an_outside_link_after_its_check_is_refused_in_a_new_process(copy_of, tmp_path):
     """The check is per process: a fresh reader (or worker) checks the link again."""
-    shard = copy_of.shards("aa", "train")[0]
-    assert open_reader(copy_of).read("aa", "train", 0, 0).shape == (copy_of.seq_len,)
+    _, manifest = copy_of
+    shard = manifest.shards("aa", "train")[0]
+    assert open_reader(manifest).read("aa", "train", 0, 0).shape == (manifest.seq_len,)
     outside = tmp_path / "elsewhere.bin"
     shutil.copyfile(shard.url, outside)
     os.remove(shard.url)
     os.symlink(outside, shard.url)
     with pytest.raises(ManifestError, match="outside the corpus folder"):
-        open_reader(copy_of).read("aa", "train", 0, 0)
+        open_reader(manifest).read("aa", "train", 0, 0)
 
 
 def test_parsed_mds_headers_are_bounded_and_reparsed_when_dropped(prepared, monkeypatch):
