@@ -127,6 +127,12 @@ class LanguageLossTracker:
             sums = loss * count
         return sums, count
 
+    @property
+    def accumulator(self) -> torch.Tensor | None:
+        """The on-device sums of the interval (loss, tokens, samples per language; detached, never
+        synchronized before a flush), None before the first update."""
+        return self._acc
+
     def _accumulator(self, device) -> torch.Tensor:
         if self._acc is None:
             device = self._device or (torch.device(device) if device is not None else self._collective_device())
