@@ -1,7 +1,7 @@
 """Loader counters for the loss log: how long the consumer waited and what the cache saved.
 
 One `StorageMetrics` per Prefetcher (one per DataLoader worker). The dataset sums the
-counts of its workers (stream/control.py); `cache_hit_rate` is derived from the summed
+counts of its workers (stream/state/control.py); `cache_hit_rate` is derived from the summed
 counts by `hit_rate`, never averaged, so workers with few lookups do not skew it.
 """
 
@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+
+# The one list of loader counter names: what readers count (summed over workers by the
+# stream's SharedControl), and what the loss log's "loader" line carries (formats/loss_log.py).
+COUNTERS = ("wait_s", "bytes_downloaded", "cache_hits", "cache_misses")
+LOADER_METRICS = ("wait_s", "cache_hit_rate", "bytes_downloaded")
 
 
 @dataclass
@@ -49,6 +54,7 @@ def hit_rate(cache_hits: float, cache_misses: float) -> float:
 
 
 def summarize(wait_s: float, cache_hits: int, cache_misses: int, bytes_downloaded: int) -> dict:
+    """The counts, and the hit rate derived from them (LOADER_METRICS plus the two lookup counts)."""
     return {
         "wait_s": wait_s,
         "cache_hit_rate": hit_rate(cache_hits, cache_misses),

@@ -26,9 +26,9 @@ import contextlib
 from collections.abc import Iterator
 
 from climbstream.errors import StateError
-from climbstream.stream.control import SharedControl
-from climbstream.stream.cursor import Cursor
-from climbstream.stream.layout import block_after
+from climbstream.stream.state.control import SharedControl
+from climbstream.stream.plan.cursor import Cursor
+from climbstream.stream.plan.layout import block_after
 
 UNKNOWN_POSITION = (
     "the consumed position is unknown: this stream was read by DataLoader workers whose batches the main "
@@ -46,6 +46,16 @@ LOOK_AHEAD = (
 
 STALE = ("{where}: this batch was made before add_stage or load_state_dict replaced the stages it follows; "
          "recreate the DataLoader iterator (iter(loader)) and train on its batches")
+
+
+def position_after_snapshot(saved_positions, steps_since: int, global_batch: int) -> int:
+    """The consumed position of a StatefulDataLoader state (loader_state.py reads the parts out of it).
+
+    Every worker's saved state says where the last batch it delivered ended, and torchdata
+    snapshots only batches the loop has received, in order; so the largest of them is the
+    consumed position at the snapshot, and each step taken since is one more global batch.
+    """
+    return max(int(p) for p in saved_positions) + int(steps_since) * int(global_batch)
 
 
 class Consumption:
