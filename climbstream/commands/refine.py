@@ -46,7 +46,7 @@ def _step(args, design: str, out: str) -> dict:
     from climbstream.mixture.recommend import candidate_mixtures
     from climbstream.mixture.refine import check_round, propose_round
     from climbstream.mixture.runs import load_runs
-    from climbstream.train.sweep import load_design
+    from climbstream.train.sweep_design import load_design
 
     languages, mixtures = load_design(design)
     rounds = load_rounds(design)
