@@ -138,8 +138,10 @@ class GrownOrder:
         self._sizes = sizes
         last_restart = max([i for i, v in enumerate(self.versions) if v.restart], default=0)
         self._spans: list[_Span] = []
-        self._regular: list[LanguageOrder | None] = []
-        self._new: list[LanguageOrder | None] = []
+        # the sub-orders draws are routed to: (first shard, shard stop, key, LanguageOrder)
+        self.segments: list[tuple[int, int, int, LanguageOrder]] = []
+        self._regular: list[int] = []  # segment of version i's whole epochs, -1 where it has none
+        self._new: list[int] = []  # segment of version i's appended samples, -1 where it has none
         previous = None
         for i, v in enumerate(self.versions):
             span = _Span(v, previous)
@@ -151,13 +153,15 @@ class GrownOrder:
                     f"language key {key}: corpus version {i} has {v.shards} shards of {v.samples} samples, which "
                     f"is not a prefix of the current {sizes.size} shards; the shard list was rewritten")
             version_key = key if i == 0 else int(chain_key(TAG_GROWTH, to_u64(key), i))
-            self._regular.append(LanguageOrder(seed, version_key, sizes[:v.shards], window_shards)
-                                 if locatable and v.samples else None)
+            self._regular.append(self._segment(0, v.shards, version_key) if locatable and v.samples else -1)
             old_shards = self.versions[i - 1].shards if i else 0
-            self._new.append(LanguageOrder(seed, int(chain_key(TAG_APPENDED, to_u64(key), i)),
-                                           sizes[old_shards:v.shards], window_shards)
-                             if locatable and span.has_transition and span.appended > 0 else None)
+            self._new.append(self._segment(old_shards, v.shards, int(chain_key(TAG_APPENDED, to_u64(key), i)))
+                             if locatable and span.has_transition and span.appended > 0 else -1)
         self._last_restart = last_restart
+
+    def _segment(self, lo: int, hi: int, key: int) -> int:
+        self.segments.append((lo, hi, key, LanguageOrder(self.seed, key, self._sizes[lo:hi], self.window_shards)))
+        return len(self.segments) - 1
 
     @property
     def samples_per_epoch(self) -> int:
@@ -195,20 +199,34 @@ class GrownOrder:
 
     def locate(self, ks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(shard, index, epoch) as int64 arrays for draws `ks` (non-negative integers)."""
+        segment, k, epoch = self.route(ks)
+        shard = np.empty(segment.size, dtype=np.int64)
+        index = np.empty(segment.size, dtype=np.int64)
+        for g in np.unique(segment).tolist():
+            mask = segment == g
+            lo, _, _, order = self.segments[g]
+            s, i, _ = order.locate(k[mask])
+            shard[mask], index[mask] = s + lo, i
+        return shard, index, epoch
+
+    def route(self, ks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(segment, draw within the segment's order, epoch) of draws `ks`: `segments[g]` is a plain
+        LanguageOrder over shards [lo, hi) whose draw k' is the language's draw (the partitioned
+        order deals each segment's draws to partitions as it deals a language's)."""
         ks = np.asarray(ks)
         if ks.dtype.kind not in "iu":
             raise ScheduleError(f"language key {self.key}: draws k must be integers, got dtype {ks.dtype}")
         ks = ks.astype(np.int64).ravel()
         if ks.size and int(ks.min()) < 0:
             raise ScheduleError(f"language key {self.key}: draw k = {int(ks.min())} is negative")
-        return self._locate(len(self._spans) - 1, ks)
+        return self._route(len(self._spans) - 1, ks)
 
-    def _locate(self, v: int, ks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        shard = np.empty(ks.size, dtype=np.int64)
-        index = np.empty(ks.size, dtype=np.int64)
+    def _route(self, v: int, ks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        segment = np.empty(ks.size, dtype=np.int64)
+        k_out = np.empty(ks.size, dtype=np.int64)
         epoch = np.empty(ks.size, dtype=np.int64)
         if ks.size == 0:
-            return shard, index, epoch
+            return segment, k_out, epoch
         span = self._spans[v]
         c = span.version.first_draw
         before = ks < c
@@ -217,34 +235,27 @@ class GrownOrder:
                 raise ScheduleError(
                     f"language key {self.key}: draw {int(ks[before][0])} is before the corpus change at draw {c} "
                     "that replaced its shards; those samples are no longer in the corpus")
-            shard[before], index[before], epoch[before] = self._locate(v - 1, ks[before])
+            segment[before], k_out[before], epoch[before] = self._route(v - 1, ks[before])
         if span.has_transition:
             inside = (ks >= c) & (ks < span.transition_end)
             if inside.any():
-                self._locate_transition(v, span, ks, inside, shard, index, epoch)
+                t = ks[inside] - c
+                total = span.transition_end - c
+                new_before = (t * span.appended) // total
+                is_new = ((t + 1) * span.appended) // total > new_before
+                g = np.empty(t.size, dtype=np.int64)
+                kk = np.empty(t.size, dtype=np.int64)
+                if (~is_new).any():  # the old epoch's unseen ranks, in its own order
+                    g[~is_new], kk[~is_new], _ = self._route(v - 1, c + (t - new_before)[~is_new])
+                g[is_new], kk[is_new] = self._new[v], new_before[is_new]
+                segment[inside], k_out[inside], epoch[inside] = g, kk, span.epoch_number
         regular = ks >= span.transition_end
         if regular.any():
-            order = self._regular[v]
-            if order is None:
+            if self._regular[v] < 0:
                 raise ScheduleError(
                     f"language key {self.key}: draw {int(ks[regular][0])} falls in a corpus version with no "
                     "samples of this language; give it weight 0 from that change on")
-            s, i, e = order.locate(ks[regular] - span.transition_end)
-            shard[regular], index[regular], epoch[regular] = s, i, e + span.regular_epoch
-        return shard, index, epoch
-
-    def _locate_transition(self, v, span, ks, inside, shard, index, epoch) -> None:
-        c = span.version.first_draw
-        total = span.transition_end - c
-        appended = span.appended
-        t = ks[inside] - c
-        new_before = (t * appended) // total
-        is_new = ((t + 1) * appended) // total > new_before
-        s = np.empty(t.size, dtype=np.int64)
-        i = np.empty(t.size, dtype=np.int64)
-        if (~is_new).any():
-            s[~is_new], i[~is_new], _ = self._locate(v - 1, c + (t - new_before)[~is_new])
-        if is_new.any():
-            s_new, i_new, _ = self._new[v].locate(new_before[is_new])
-            s[is_new], i[is_new] = s_new + self.versions[v - 1].shards, i_new
-        shard[inside], index[inside], epoch[inside] = s, i, span.epoch_number
+            k = ks[regular] - span.transition_end
+            segment[regular], k_out[regular] = self._regular[v], k
+            epoch[regular] = k // span.version.samples + span.regular_epoch
+        return segment, k_out, epoch

@@ -137,3 +137,41 @@ def test_reads_stay_window_local_across_the_change():
         run = shard[t:t + 16]
         assert len(set(run[run < 10].tolist())) <= 4 and len(set(run[run >= 10].tolist())) <= 4
     assert len(Counter(shard[160:170].tolist())) >= 2
+
+
+def test_under_partitions_appended_shards_get_owners_and_each_sample_is_drawn_once():
+    from climbstream.schedule.partitioned import PartitionedOrders
+    from climbstream.schedule.schedule import Schedule
+    from climbstream.schedule.weights import integer_weights
+
+    P, B, seed, change = 4, 16, 11, 96
+    old, grown = [24] * 6, [24] * 6 + [20] * 5
+    other = [30] * 4
+    keys = [language_key("aa"), language_key("bb")]
+    w = integer_weights({"aa": 0.6, "bb": 0.4})
+    weights = [w["aa"], w["bb"]]
+    schedule = Schedule(2, B, seed, [])
+    schedule.add_stage(0, weights)
+    schedule.add_stage(change, weights)
+    c = int(schedule.counts_at(change)[0])
+    versions = [Version(0, 6, sum(old)), Version(c, 11, sum(grown))]
+    before = PartitionedOrders([LanguageOrder(seed, keys[0], old, 2), LanguageOrder(seed, keys[1], other, 2)],
+                               [old, other], keys, seed, 2, P)
+    after = PartitionedOrders([GrownOrder(seed, keys[0], grown, versions, 2), LanguageOrder(seed, keys[1], other, 2)],
+                              [grown, other], keys, seed, 2, P)
+    a, b = before.plan_arrays(schedule, 0, change), after.plan_arrays(schedule, 0, change)
+    for x, y in zip(a, b):  # positions before the change: unchanged, owners included
+        assert x.tolist() == y.tolist()
+    lang, k, shard, index, epoch, owner = after.plan_arrays(schedule, 0, 1200)
+    first_epoch = (lang == 0) & (k < sum(grown))
+    assert sorted(zip(shard[first_epoch].tolist(), index[first_epoch].tolist())) == samples_of(grown)
+    assert (epoch[first_epoch] == 0).all() and (epoch[(lang == 0) & (k >= sum(grown)) & (k < 2 * sum(grown))] == 1).all()
+    other_epoch = (lang == 1) & (k < sum(other))
+    assert sorted(zip(shard[other_epoch].tolist(), index[other_epoch].tolist())) == samples_of(other)
+    # each partition owns about 1/P of the appended samples, and its draws of them come from what it owns
+    appended = (lang == 0) & (shard >= 6) & (k < sum(grown))
+    per_partition = np.bincount(owner[appended], minlength=P)
+    assert per_partition.max() - per_partition.min() <= 1
+    for q in range(P):
+        pieces = {s for s, _, _ in after.part_shards(0, q) if s >= 6}
+        assert set(shard[appended & (owner == q)].tolist()) <= pieces
