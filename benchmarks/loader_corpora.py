@@ -74,7 +74,7 @@ class GeneratedCorpus:
         return self.spec.language_names()
 
     def documents(self, lang: str) -> Iterator:
-        from climbstream.prepare.corpus import Document
+        from climbstream.prepare.documents import Document
 
         i = self.languages.index(lang)
         rng = np.random.default_rng([self.spec.seed, i])

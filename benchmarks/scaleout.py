@@ -64,7 +64,7 @@ from climbstream.schedule.order import LanguageOrder, language_key
 from climbstream.schedule.partitioned import PartitionedOrders
 from climbstream.schedule.schedule import Schedule
 from climbstream.schedule.weights import integer_weights
-from climbstream.stream.plan import plan_range
+from climbstream.stream.plan.plan import plan_range
 
 SHARD = 2000
 SAMPLE_BYTES = 4096

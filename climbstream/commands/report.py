@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
 
     from climbstream.report.plots import write_plots
     from climbstream.report.summary import summarize
-    from climbstream.train.loss_log import LossLog, LossLogError
+    from climbstream.formats.loss_log import LossLog, LossLogError
 
     loss_log = LossLog.read(args.log)
     if not loss_log.of_kind("language"):

@@ -12,5 +12,5 @@
 Each framework fetches batches ahead of the step that trains on them, so each module
 puts the stream under `follow_steps()` and reports every step with `mark_consumed`. The
 stream itself refuses the wrappings that would train on the wrong data (see
-stream/consumer.py). The frameworks are imported only by the module that needs them.
+stream/consumers/consumer.py). The frameworks are imported only by the module that needs them.
 """

@@ -22,7 +22,7 @@ import torch
 
 from climbstream.errors import ConfigError
 from climbstream.extras import require
-from climbstream.stream.loader_state import stream_state_of
+from climbstream.stream.state.loader_state import stream_state_of
 
 require("torchtitan", "climbstream.integrations.torchtitan")
 from torchtitan.components.dataloader import ParallelAwareDataloader  # noqa: E402

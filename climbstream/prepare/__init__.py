@@ -1,7 +1,8 @@
 """The write side: raw text (or shards written elsewhere) to a prepared corpus and its manifest.
 
 - prepare.py        prepare(): documents -> tokens -> packed samples -> shards + manifest
-- corpus.py         Corpus inputs: folders of text, JSONL, compressed text; Document
+- corpus.py         Corpus inputs: folders of text, JSONL, compressed text
+- documents.py      Document; choosing languages and a row's document (shared by the inputs)
 - gettext_corpus.py the machine's gettext catalogs as a multilingual corpus
 - table_input.py    Parquet / Arrow tables, saved datasets, --lang-field
 - tokenizer.py      byte-level and tokenizer.json tokenizers

@@ -24,10 +24,11 @@ import io
 import json
 import logging
 import os
-from dataclasses import dataclass
 from typing import Iterator, Protocol
 
 from climbstream.errors import ConfigError
+from climbstream.prepare.documents import Document, row_document, select_languages
+from climbstream.prepare.table_input import is_saved_dataset, name_of, saved_dataset_files, table_rows
 
 log = logging.getLogger(__name__)
 
@@ -86,39 +87,10 @@ def _uncompressed(rel: str) -> str:
     return rel
 
 
-def select_languages(found: dict, langs: list[str] | None, missing_message: str) -> dict:
-    """`found` ({lang: ...}) cut to `langs` in that order, or all of it; ConfigError naming
-    the languages asked for that are not there."""
-    if not langs:
-        return found
-    missing = [lang for lang in langs if lang not in found]
-    if missing:
-        raise ConfigError(f"{missing_message} {missing} (found {sorted(found)})")
-    return {lang: found[lang] for lang in langs}
-
-
-def row_document(row: dict, n: int, rel: str, where: str, text_field: str, id_field: str) -> Document | None:
-    """The document of row `n` (0-based) of the file `rel`: its id the row's `id_field`, else
-    `rel#n`; None for a row of blank text. A text that is not a string is a ConfigError."""
-    text = row[text_field]
-    if not isinstance(text, str):
-        raise ConfigError(f"{where}: row {n + 1}: field {text_field!r} is {type(text).__name__}, not text")
-    if not text.strip():
-        return None
-    doc_id = row.get(id_field)
-    return Document(str(doc_id) if doc_id is not None else f"{rel}#{n}", text)
-
-
 def _refuse(path: str, what: str) -> None:
     raise ConfigError(f"{path}: {what}; inputs are .txt, .jsonl (either may end in .gz, .bz2, .xz or .zst), "
                       f".parquet, .arrow and datasets saved with save_to_disk. Move other files out of the input folder")
 TEXT_UNITS = ("paragraph", "line")
-
-
-@dataclass(frozen=True)
-class Document:
-    id: str
-    text: str
 
 
 class Corpus(Protocol):
@@ -137,7 +109,6 @@ class FolderCorpus:
 
     def __init__(self, path: str, text_field: str = "text", text_unit: str = "paragraph",
                  id_field: str = "id", langs: list[str] | None = None):
-        from climbstream.prepare.table_input import is_saved_dataset, name_of, saved_dataset_files
 
         if text_unit not in TEXT_UNITS:
             raise ConfigError(f"text unit must be one of {list(TEXT_UNITS)}, got {text_unit!r}")
@@ -199,7 +170,6 @@ class FolderCorpus:
             elif kind == "jsonl":
                 yield from self._jsonl(rel, full)
             else:
-                from climbstream.prepare.table_input import table_rows
 
                 yield from self._rows(rel, full, table_rows(full, self.text_field, self.id_field))
 

@@ -19,7 +19,8 @@ from typing import Iterator
 import numpy as np
 
 from climbstream.errors import ConfigError
-from climbstream.prepare.corpus import Corpus, Document
+from climbstream.prepare.corpus import Corpus
+from climbstream.prepare.documents import Document
 
 log = logging.getLogger(__name__)
 

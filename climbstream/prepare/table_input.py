@@ -20,7 +20,7 @@ import os
 from typing import Iterator
 
 from climbstream.errors import ConfigError
-from climbstream.prepare.corpus import Document, row_document, select_languages
+from climbstream.prepare.documents import Document, row_document, select_languages
 
 TABLE_SUFFIXES = (".parquet", ".arrow")
 HF_STATE, HF_INFO = "state.json", "dataset_info.json"  # what save_to_disk writes beside its Arrow files

@@ -1,1 +1,1 @@
-"""`climbstream report`: plots and a text summary of a loss log (see climbstream.train.loss_log)."""
+"""`climbstream report`: plots and a text summary of a loss log (see climbstream.formats.loss_log)."""

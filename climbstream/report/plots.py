@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from climbstream.report.figure import colors, legend_beside, new_figure, save
-from climbstream.train.loss_log import LossLog
+from climbstream.formats.loss_log import LossLog
 
 log = logging.getLogger(__name__)
 

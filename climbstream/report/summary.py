@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from climbstream.train.loss_log import LossLog
+from climbstream.formats.loss_log import LossLog
 
 
 def _stages(arrays: dict) -> list[tuple[object, int | None, int]]:

@@ -89,7 +89,7 @@ class PartitionedOrders(list):
 
     A list of the unpartitioned per-language orders (so `samples_per_epoch` and epoch
     caps read as before) that also knows the partitioning; `plan_range` in
-    climbstream/stream/plan.py asks it for the arrays of a range of positions.
+    climbstream/stream/plan/plan.py asks it for the arrays of a range of positions.
     `shard_samples[i]` are language i's shard sizes in manifest order, `keys[i]` its
     `language_key`.
 

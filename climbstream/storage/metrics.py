@@ -1,7 +1,7 @@
 """Loader counters for the loss log: how long the consumer waited and what the cache saved.
 
 One `StorageMetrics` per Prefetcher (one per DataLoader worker). The dataset sums the
-counts of its workers (stream/control.py); `cache_hit_rate` is derived from the summed
+counts of its workers (stream/state/control.py); `cache_hit_rate` is derived from the summed
 counts by `hit_rate`, never averaged, so workers with few lookups do not skew it.
 """
 
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+
+COUNTERS = ("wait_s", "bytes_downloaded", "cache_hits", "cache_misses")  # what readers count, summed over workers
 
 
 @dataclass

@@ -38,26 +38,26 @@ from climbstream.errors import ConfigError, ScheduleError
 from climbstream.schedule.warm import warm_kernels
 from climbstream.schedule.weights import WEIGHT_TOTAL, integer_weights
 from climbstream.read.node_reads import DEFAULT_READ_WHOLE_WITHIN
-from climbstream.stream.checks import MAX_GLOBAL_BATCH, MAX_POSITION, MAX_SEED, check_int, is_number
-from climbstream.stream.consumer import check_consumer, find_consumer
-from climbstream.stream.consumption import Consumption
-from climbstream.stream.context import StreamContext
-from climbstream.stream.control import SharedControl
+from climbstream.stream.config.checks import MAX_GLOBAL_BATCH, MAX_POSITION, MAX_SEED, check_int, is_number
+from climbstream.stream.consumers.consumer import check_consumer, find_consumer
+from climbstream.stream.state.consumption import Consumption
+from climbstream.stream.iteration.context import StreamContext
+from climbstream.stream.state.control import SharedControl
 from climbstream.stream.corpus_view import CorpusView
-from climbstream.stream.cursor import Cursor
-from climbstream.stream.iterator import StreamIterator
-from climbstream.stream.layout import Layout, data_parallel_rank_and_size, distributed_rank_and_size
-from climbstream.stream.loader import first_position
-from climbstream.stream.loader_state import stream_state_of
-from climbstream.stream.plan import Plan
-from climbstream.stream.partitioning import check_nodes, resolve_partitions
-from climbstream.stream.planner import Planner
-from climbstream.stream.process_readers import ProcessReaders
-from climbstream.stream.sample import SAMPLE_FIELDS
-from climbstream.stream.shard_padding import pad_for_shard
-from climbstream.stream.state_codec import StateCodec, stage_dicts
-from climbstream.stream.weight_spec import resolve_ratios
-from climbstream.stream.worker_exit import on_worker_exit
+from climbstream.stream.plan.cursor import Cursor
+from climbstream.stream.iteration.iterator import StreamIterator
+from climbstream.stream.plan.layout import Layout, data_parallel_rank_and_size, distributed_rank_and_size
+from climbstream.stream.iteration.loader import first_position
+from climbstream.stream.state.loader_state import stream_state_of
+from climbstream.stream.plan.plan import Plan
+from climbstream.stream.plan.partitioning import check_nodes, resolve_partitions
+from climbstream.stream.plan.planner import Planner
+from climbstream.stream.iteration.process_readers import ProcessReaders
+from climbstream.stream.iteration.sample import SAMPLE_FIELDS
+from climbstream.stream.consumers.shard_padding import pad_for_shard
+from climbstream.stream.state.state_codec import StateCodec, stage_dicts
+from climbstream.stream.config.weight_spec import resolve_ratios
+from climbstream.stream.iteration.worker_exit import on_worker_exit
 
 # Load the compiled schedule kernels here, once, so the DataLoader workers forked later
 # inherit them instead of each paying ~0.6 s before its first batch (schedule/warm.py).
@@ -238,7 +238,7 @@ class ClimbStream(IterableDataset):
         Its batches move the consumed position, so `stream.state_dict()` (or
         `loader.state_dict()`) after a step is exact with no further call.
         """
-        from climbstream.stream.loader import ClimbDataLoader
+        from climbstream.stream.iteration.loader import ClimbDataLoader
 
         if kwargs.setdefault("batch_size", self.local_batch) != self.local_batch:
             raise ConfigError(
@@ -443,15 +443,15 @@ class ClimbStream(IterableDataset):
 
     @classmethod
     def from_config(cls, path_or_config, **overrides) -> "ClimbStream":
-        """Build from a YAML file or a StreamConfig (see climbstream/stream/config.py)."""
-        from climbstream.stream.config import StreamConfig
+        """Build from a YAML file or a StreamConfig (see climbstream/stream/config/stream_config.py)."""
+        from climbstream.stream.config.stream_config import StreamConfig
 
         config = path_or_config if isinstance(path_or_config, StreamConfig) else StreamConfig.from_yaml(path_or_config)
         return cls(**{**config.dataset_kwargs(), **overrides})
 
 
 def _is_followed(loader) -> bool:
-    from climbstream.stream.loader import ClimbDataLoader
+    from climbstream.stream.iteration.loader import ClimbDataLoader
 
     return isinstance(loader, ClimbDataLoader)
 

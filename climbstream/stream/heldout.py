@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from torch.utils.data import IterableDataset
 
 from climbstream.errors import ConfigError
-from climbstream.stream.sample import make_sample
+from climbstream.stream.iteration.sample import make_sample
 
 HELDOUT = "heldout"
 

@@ -45,7 +45,7 @@ def run_demo(out_dir: str = "out/demo", *, steps: int = 240, seed: int = 0, num_
     """Run the whole demo; returns the training summary plus the report's files."""
     from climbstream.report.plots import write_plots
     from climbstream.report.summary import summarize
-    from climbstream.train.loss_log import LossLog
+    from climbstream.formats.loss_log import LossLog
     from climbstream.train.loop import TrainConfig, train
 
     corpus = ensure_gettext_corpus(os.path.join(out_dir, "corpus"), progress=progress)

@@ -230,7 +230,7 @@ def _progress(cfg: TrainConfig, step: int):
 
 def _summary(cfg, stream, tracker, reweighter, step, seconds, model) -> dict:
     # From the whole run's log, so a run resumed at (or near) its end still reports them.
-    from climbstream.train.loss_log import LossLog
+    from climbstream.formats.loss_log import LossLog
 
     path = os.path.join(cfg.out_dir, LOSS_LOG)
     records = LossLog.read(path).of_kind("heldout") if os.path.exists(path) else tracker.history

@@ -9,7 +9,7 @@ hold the same global per-language means; records go to the sinks (file sinks wri
 rank 0 only) and to `history`. The means are token-weighted: sum of per-token losses over
 sum of tokens, so they equal one mean over all tokens of all ranks.
 
-Records are the loss log of the interfaces; fields are listed in loss_log.py.
+Records are the loss log of the interfaces; fields are listed in formats/loss_log.py.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import torch
 
 from climbstream.errors import ConfigError, StateError, check_version
-from climbstream.train.loss_log import LOSS_LOG_VERSION
+from climbstream.formats.loss_log import LOSS_LOG_VERSION
 
 log = logging.getLogger(__name__)
 

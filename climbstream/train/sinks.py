@@ -4,8 +4,8 @@ A sink has `write(records)`, `flush()` and `close()`. The tracker calls `write` 
 rank with the same, already all-reduced records; the file sinks write only on global
 rank 0 (torch.distributed's rank when initialized, else the RANK variable), and open
 their file lazily, so other ranks never create one. JSONL and CSV files are appended to,
-so a resumed run continues the same log (see climbstream.train.loss_log for how a reader
-treats re-logged steps). Record fields are documented in loss_log.py.
+so a resumed run continues the same log (see climbstream.formats.loss_log for how a reader
+treats re-logged steps). Record fields are documented in formats/loss_log.py.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from climbstream.errors import ClimbstreamError
-from climbstream.train.loss_log import CSV_COLUMNS
+from climbstream.formats.loss_log import CSV_COLUMNS
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import yaml
-
 from climbstream.errors import ConfigError
+from climbstream.train.sweep_design import load_design, ratio_cells
+from climbstream.train.sweep_parts import part_table_path, runs_of_part
 
 log = logging.getLogger(__name__)
 
@@ -53,39 +53,6 @@ class SweepConfig:
     progress: bool = False
     train_options: dict = field(default_factory=dict)
     part: tuple[int, int] | None = None  # (i, N): train only part i's runs (train/sweep_parts.py)
-
-
-def load_design(path: str) -> tuple[list[str], list[dict[str, float]]]:
-    """(languages, mixtures) from a design file: YAML/JSON {runs: [{ratios: {NAME: r}}]} or CSV ratio_<lang>."""
-    if not os.path.exists(path):
-        raise ConfigError(f"design file {path} does not exist; write one with 'climbstream design'")
-    if path.endswith(".csv"):
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-        if not rows:
-            raise ConfigError(f"{path}: no mixtures")
-        langs = [c[len("ratio_"):] for c in rows[0] if c.startswith("ratio_")]
-        if not langs:
-            raise ConfigError(f"{path}: no ratio_<lang> columns")
-        mixtures = []
-        for i, row in enumerate(rows):
-            try:
-                mixtures.append({n: float(row[f"ratio_{n}"]) for n in langs})
-            except (TypeError, ValueError):
-                raise ConfigError(f"{path}: row {i + 2} has a ratio that is not a number") from None
-        return sorted(langs), mixtures
-    with open(path, encoding="utf-8") as f:
-        data = yaml.safe_load(f)
-    raw = (data.get("runs") or data.get("mixtures")) if isinstance(data, Mapping) else data
-    if not isinstance(raw, list) or not raw:
-        raise ConfigError(f"{path}: expected a list 'runs' of {{ratios: {{NAME: ratio}}}} (from 'climbstream design')")
-    mixtures = []
-    for i, m in enumerate(raw):
-        ratios = m.get("ratios", m) if isinstance(m, Mapping) else None
-        if not isinstance(ratios, Mapping):
-            raise ConfigError(f"{path}: mixtures[{i}] is not a mapping of language to ratio")
-        mixtures.append({str(k): float(v) for k, v in ratios.items() if k != "run"})
-    return sorted(mixtures[0]), mixtures
 
 
 def completed_runs(runs_out: str, expected_rows: int) -> set[int]:
@@ -114,7 +81,6 @@ def run_sweep(cfg: SweepConfig) -> dict:
     eval_tokens = sorted({int(round(f * cfg.steps)) * tokens_per_step for f in cfg.eval_fractions})
     runs, table = list(range(len(mixtures))), cfg.runs_out
     if cfg.part is not None:  # a part writes its own table beside runs_out; 'sweep --merge' joins them
-        from climbstream.train.sweep_parts import part_table_path, runs_of_part
 
         runs, table = runs_of_part(len(mixtures), *cfg.part), part_table_path(cfg.runs_out, *cfg.part)
     done = completed_runs(table, len(eval_tokens)) & set(runs)
@@ -142,7 +108,7 @@ def run_sweep(cfg: SweepConfig) -> dict:
 
 def _train_builtin(cfg: SweepConfig, mixture: Mapping[str, float], run_dir: str, eval_tokens: list[int]) -> dict:
     from climbstream.train.loop import TrainConfig, train
-    from climbstream.train.loss_log import LossLog
+    from climbstream.formats.loss_log import LossLog
 
     tc = TrainConfig(corpus=cfg.corpus, out_dir=run_dir, weights=dict(mixture), steps=cfg.steps,
                      global_batch=cfg.global_batch, seed=cfg.seed, heldout_every=None,
@@ -209,12 +175,6 @@ def _append_rows(path: str, langs: Sequence[str], run: int, mixture: Mapping[str
         for j, t in enumerate(result["tokens"]):
             writer.writerow([run, t, result["params"], *ratio_cells(mixture, langs),
                              *[f"{result['loss'][n][j]:.5f}" for n in langs], seed])
-
-
-def ratio_cells(mixture: Mapping[str, float], langs: Sequence[str]) -> list[str]:
-    """The ratio_<lang> cells of a run's rows, as the table writes them (normalised, 6 digits)."""
-    total = sum(mixture.values())
-    return [f"{mixture[n] / total:.6f}" for n in langs]
 
 
 def _bar(cfg: SweepConfig, total: int, done: int):

@@ -20,6 +20,7 @@ import re
 
 from climbstream.errors import ConfigError
 from climbstream.prepare.parts import assign_parts, parse_part
+from climbstream.train.sweep_design import load_design, ratio_cells
 
 __all__ = ["parse_part", "runs_of_part", "part_table_path", "merge_runs"]
 
@@ -62,8 +63,6 @@ def merge_runs(design: str, runs_out: str, overwrite: bool = False) -> dict:
     ConfigError naming the part and run when a part is missing, a run is missing or in
     the wrong part, the headers differ, or a row's ratios are not the design's.
     """
-    from climbstream.train.sweep import load_design, ratio_cells
-
     langs, mixtures = load_design(design)
     tables = _part_tables(runs_out)
     if not tables:

@@ -9,7 +9,7 @@ import yaml
 
 from climbstream import ClimbStream, StorageOptions
 from climbstream.cli import main
-from climbstream.stream.config import StreamConfig
+from climbstream.stream.config.stream_config import StreamConfig
 from tests.corpora import WEIGHTS
 
 

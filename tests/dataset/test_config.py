@@ -85,7 +85,7 @@ def test_allocation_file_is_accepted_as_weights(tmp_path, mds_corpus):
 
 
 def test_sizes_in_config_are_parsed(tmp_path, mds_corpus):
-    from climbstream.stream.config import StreamConfig
+    from climbstream.stream.config.stream_config import StreamConfig
 
     c = StreamConfig.from_dict({"sources": [mds_corpus], "weights": WEIGHTS, "global_batch": 8, "cache_limit": "2GiB"})
     assert c.cache_limit == 2 * 2**30

@@ -7,7 +7,7 @@ import pytest
 
 from climbstream import ClimbStream
 from climbstream.errors import ConfigError
-from climbstream.stream.config import StreamConfig
+from climbstream.stream.config.stream_config import StreamConfig
 
 from tests.corpora import WEIGHTS
 from .helpers import by_position, read_batches
@@ -112,6 +112,6 @@ def test_a_scheduled_language_without_samples_is_named(mds_corpus):
     orders[3] = EmptyOrder("dd")
     orders.parts.samples[3] = 0
     with pytest.raises(ConfigError, match="language dd has no training samples"):
-        from climbstream.stream.plan import plan_range
+        from climbstream.stream.plan.plan import plan_range
 
         plan_range(stream.schedule, orders, 0, 4 * B)

@@ -14,7 +14,7 @@ from climbstream.schedule.order import LanguageOrder, language_key
 from climbstream.schedule.partitioned import PartitionedOrders
 from climbstream.schedule.parts import LanguageParts
 from climbstream.schedule.schedule import Schedule
-from climbstream.stream.plan import plan_range
+from climbstream.stream.plan.plan import plan_range
 import partition_reference as pref
 from schedule_helpers import dirichlet_weights, to_weights
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from climbstream.errors import StateError
-from climbstream.train.loss_log import LossLog, LossLogError, supersede
+from climbstream.formats.loss_log import LossLog, LossLogError, supersede
 
 
 def _write(path, records):

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from climbstream.train.loss_log import CSV_COLUMNS, LossLog
+from climbstream.formats.loss_log import CSV_COLUMNS, LossLog
 from climbstream.train.losses import LanguageLossTracker
 from climbstream.train.sinks import CallbackSink, CsvSink, JsonlSink, SinkError, TensorBoardSink, WandbSink
 from tests.train.tracker_data import LANGUAGES

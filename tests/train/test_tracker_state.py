@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from climbstream.errors import StateError
-from climbstream.train.loss_log import LossLog
+from climbstream.formats.loss_log import LossLog
 from climbstream.train.losses import LanguageLossTracker
 from climbstream.train.sinks import JsonlSink
 from tests.train.tracker_data import LANGUAGES

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from climbstream.train.loop import TrainConfig, train
-from climbstream.train.loss_log import LossLog
+from climbstream.formats.loss_log import LossLog
 
 LOADER_FIELDS = {"wait_s", "cache_hit_rate", "bytes_downloaded", "samples"}
 

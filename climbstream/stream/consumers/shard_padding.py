@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from climbstream.stream.consumer import ProcessShard
+from climbstream.stream.consumers.consumer import ProcessShard
 
 
 def pad_for_shard(iterator, shard: ProcessShard) -> Iterator[dict]:

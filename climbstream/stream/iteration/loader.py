@@ -1,7 +1,7 @@
 """ClimbDataLoader: a torch DataLoader that follows the batches it hands to the loop.
 
 Each batch carries its positions, so the loader tells the consumed-position owner
-(stream/consumption.py) about each global batch as it yields it: `stream.state_dict()`
+(stream/state/consumption.py) about each global batch as it yields it: `stream.state_dict()`
 (or `loader.state_dict()`) after a step is the state of what the loop received, with no
 call from the loop. It also publishes the start of each new iterator for persistent
 workers before torch wakes them, and refuses to hand over a batch made under stages

@@ -22,12 +22,12 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from climbstream.errors import EpochCapError, StateError
-from climbstream.stream.consumption import STALE
-from climbstream.stream.context import StreamContext
-from climbstream.stream.cursor import Cursor
-from climbstream.stream.plan import Plan
-from climbstream.stream.control import COUNTERS
-from climbstream.stream.sample import make_sample
+from climbstream.stream.state.consumption import STALE
+from climbstream.stream.iteration.context import StreamContext
+from climbstream.stream.plan.cursor import Cursor
+from climbstream.stream.plan.plan import Plan
+from climbstream.stream.state.control import COUNTERS
+from climbstream.stream.iteration.sample import make_sample
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ class StreamIterator:
         if self._node_reads is None or self._node_reads[0] is not orders or self._node_reads[1] != stage:
             from climbstream.read.node_reads import NodeReads
             from climbstream.schedule.weights import WEIGHT_TOTAL
-            from climbstream.stream.partitioning import node_partitions
+            from climbstream.stream.plan.partitioning import node_partitions
 
             layout = self._ctx.layout
             first, stop = node_partitions(orders.partitions, layout.rank, layout.world_size,

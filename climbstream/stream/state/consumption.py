@@ -26,9 +26,9 @@ import contextlib
 from collections.abc import Iterator
 
 from climbstream.errors import StateError
-from climbstream.stream.control import SharedControl
-from climbstream.stream.cursor import Cursor
-from climbstream.stream.layout import block_after
+from climbstream.stream.state.control import SharedControl
+from climbstream.stream.plan.cursor import Cursor
+from climbstream.stream.plan.layout import block_after
 
 UNKNOWN_POSITION = (
     "the consumed position is unknown: this stream was read by DataLoader workers whose batches the main "

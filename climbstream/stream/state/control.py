@@ -17,10 +17,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from climbstream.stream.cursor import Cursor
+from climbstream.stream.plan.cursor import Cursor
 from climbstream.errors import ConfigError
+from climbstream.storage.metrics import COUNTERS
 
-COUNTERS = ("wait_s", "bytes_downloaded", "cache_hits", "cache_misses")  # what readers count
 METRIC_NAMES = (*COUNTERS, "samples")
 
 # header slots

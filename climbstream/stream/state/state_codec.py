@@ -1,6 +1,6 @@
 """A cursor to and from the saved dataset state, checked against this corpus and batch size.
 
-The state (stream/state.py) is what a checkpoint holds; a Cursor is what an iterator
+The state (stream/state/saved_state.py) is what a checkpoint holds; a Cursor is what an iterator
 starts from. Converting between them needs the corpus (languages, fingerprint), the
 global batch and the planner (a saved stage must build a valid schedule); this is the
 one place that does it, for the dataset and for a worker restoring its iterator.
@@ -13,9 +13,9 @@ from dataclasses import replace
 from collections.abc import Mapping, Sequence
 
 from climbstream.errors import ConfigError, StateError
-from climbstream.stream.cursor import Cursor
-from climbstream.stream.layout import block_after
-from climbstream.stream.state import StreamState, stages_from_state
+from climbstream.stream.plan.cursor import Cursor
+from climbstream.stream.plan.layout import block_after
+from climbstream.stream.state.saved_state import StreamState, stages_from_state
 
 log = logging.getLogger(__name__)
 

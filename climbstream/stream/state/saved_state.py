@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from climbstream.stream.checks import MAX_GLOBAL_BATCH, MAX_POSITION, MAX_SEED, check_int
+from climbstream.stream.config.checks import MAX_GLOBAL_BATCH, MAX_POSITION, MAX_SEED, check_int
 from climbstream.errors import StateError
 from climbstream.schedule.schedule import ALGORITHM_VERSION
 from climbstream.schedule.weights import WEIGHT_TOTAL

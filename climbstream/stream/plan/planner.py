@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from climbstream.errors import ScheduleError, StateError
-from climbstream.stream.cursor import Cursor
-from climbstream.stream.plan import Plan, plan_range
+from climbstream.stream.plan.cursor import Cursor
+from climbstream.stream.plan.plan import Plan, plan_range
 
 
 class Planner:

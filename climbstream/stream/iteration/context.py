@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from climbstream.stream.control import SharedControl
-from climbstream.stream.layout import Layout
-from climbstream.stream.planner import Planner
-from climbstream.stream.process_readers import ProcessReaders
-from climbstream.stream.state_codec import StateCodec
+from climbstream.stream.state.control import SharedControl
+from climbstream.stream.plan.layout import Layout
+from climbstream.stream.plan.planner import Planner
+from climbstream.stream.iteration.process_readers import ProcessReaders
+from climbstream.stream.state.state_codec import StateCodec
 
 
 @dataclass(frozen=True)
