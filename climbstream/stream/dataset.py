@@ -219,6 +219,11 @@ class ClimbStream(IterableDataset):
         """Stages as in the state: [{start, weights: {NAME: int}}]."""
         return stage_dicts(self.consumption.cursor, self.languages)
 
+    def corpus_versions(self) -> list[dict]:
+        """The corpus each stretch of positions read: `[{start, languages: {NAME: {shards, samples,
+        digest}}}]`, one entry until the corpus changes during the run (README, "Growing the corpus")."""
+        return [v.to_dict() for v in self.codec.corpus_versions(self.consumption.cursor)]
+
     def metrics(self) -> dict[str, float]:
         """Loader counters for the loss log: wait_s, cache_hit_rate, bytes_downloaded, samples."""
         return self.control.metrics()

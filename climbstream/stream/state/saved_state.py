@@ -7,6 +7,12 @@ not 1: a state without it is P = 1, so states saved before it existed replay unc
 `algorithm_version` names the schedule and order algorithms: a state written by another
 algorithm would give another stream, so loading it is refused rather than silently
 producing different samples.
+
+`corpus`: `{versions: [{start, languages: {NAME: {shards, samples, digest}}}], tags: {NAME:
+str}}`, the corpus each stretch of positions read and the run tags of the last one
+(formats/corpus_record.py): what a later corpus change needs to stay exactly-once, or to
+be refused as a rewrite. A state without it (saved before it existed) read its corpus
+from position 0, and cannot grow.
 """
 
 from __future__ import annotations
@@ -38,12 +44,16 @@ class StreamState:
     version: int = STATE_VERSION
     algorithm_version: int = ALGORITHM_VERSION
     partitions: int = 1
+    corpus: tuple | None = None  # CorpusVersions, None: not recorded (a state from before corpus records)
+    corpus_tags: dict | None = None  # {NAME: run tags of the last version's shards}
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict."""
         out = {name: getattr(self, name) for name in _FIELDS}
         if self.partitions != 1:
             out["partitions"] = self.partitions
+        if self.corpus is not None:
+            out["corpus"] = {"versions": [v.to_dict() for v in self.corpus], "tags": dict(self.corpus_tags or {})}
         return out
 
     @classmethod
@@ -75,8 +85,27 @@ class StreamState:
         if global_batch % partitions:
             raise StateError(f"{where}.partitions: {partitions} does not divide global_batch {global_batch}; "
                              f"the state is damaged (a run's P always divides its global batch)")
+        corpus, tags = _corpus_of(data.get("corpus"), f"{where}.corpus")
         return cls(seed=seed, manifest_fingerprint=str(data["manifest_fingerprint"]), global_batch=global_batch,
-                   position=position, stages=[dict(s) for s in stages], partitions=partitions)
+                   position=position, stages=[dict(s) for s in stages], partitions=partitions, corpus=corpus,
+                   corpus_tags=tags)
+
+
+def _corpus_of(data, where: str) -> tuple[tuple | None, dict | None]:
+    """The saved corpus history and last tags, checked; (None, None) for a state without them."""
+    from climbstream.formats.corpus_record import CorpusVersion
+
+    if data is None:
+        return None, None
+    if not isinstance(data, Mapping) or not isinstance(data.get("versions"), (list, tuple)) or not data["versions"] \
+            or not isinstance(data.get("tags", {}), Mapping):
+        raise StateError(f"{where}: expected {{versions: [{{start, languages}}, ...], tags: {{NAME: str}}}}, "
+                         f"got {data!r}")
+    versions = tuple(CorpusVersion.from_dict(v, f"{where}.versions[{i}]") for i, v in enumerate(data["versions"]))
+    starts = [v.start for v in versions]
+    if starts[0] != 0 or any(b < a for a, b in zip(starts, starts[1:])):
+        raise StateError(f"{where}.versions: starts {starts} must begin at 0 and never decrease; the state is damaged")
+    return versions, {str(k): str(v) for k, v in data.get("tags", {}).items()}
 
 
 def stages_from_state(state: StreamState, languages: Sequence[str], where: str = "state") -> list[tuple[int, np.ndarray]]:
@@ -92,7 +121,8 @@ def stages_from_state(state: StreamState, languages: Sequence[str], where: str =
         if unknown:
             raise StateError(
                 f"{where}.stages[{i}]: language(s) {', '.join(unknown)} are not in this corpus; the saved stream "
-                f"cannot be replayed over a different set of languages"
+                f"cannot be replayed over a different set of languages (to retire a language, keep it in the "
+                f"manifest with no train shards, as 'climbstream manifest --append' does, and give it weight 0)"
             )
         try:
             array = np.array([int(weights.get(n, 0)) for n in languages], dtype=np.uint64)
