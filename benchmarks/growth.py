@@ -140,7 +140,9 @@ def audit(work: str) -> dict:
 
 
 def cost(samples: int = 10**6, shard_samples: int = 32) -> dict:
-    from climbstream.formats.corpus_record import TAGS
+    from types import SimpleNamespace
+
+    from climbstream.formats.corpus_record import TAGS, LanguageRecord, compare_language, shard_tags
     from climbstream.schedule.growth import GrownOrder, Version
     from climbstream.schedule.order import LanguageOrder, language_key
 
@@ -148,32 +150,41 @@ def cost(samples: int = 10**6, shard_samples: int = 32) -> dict:
     sizes = np.full(2 * shards, shard_samples, dtype=np.int64)
     key = language_key("fr")
     versions = [Version(0, shards, samples), Version(400_000, 2 * shards, 2 * samples)]
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    order = GrownOrder(SEED, key, sizes, versions)
-    built = time.perf_counter() - t0
-    ks = np.arange(400_000, 400_000 + 4096)
-    t0 = time.perf_counter()
-    order.locate(ks)
-    first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for _ in range(20):
-        order.locate(ks)
-    later = (time.perf_counter() - t0) / 20
-    held = tracemalloc.get_traced_memory()[0]
-    tracemalloc.stop()
+    ks = np.arange(400_000, 400_000 + 4096)  # a global batch's worth of draws just after the change
+
+    def timed(fn, repeat=1):
+        t0 = time.perf_counter()
+        for _ in range(repeat):
+            out = fn()
+        return (time.perf_counter() - t0) / repeat, out
+
+    listing = [SimpleNamespace(path=f"fr/shard-{i:06d}.mds", sha256=f"{i:064x}", samples=shard_samples)
+               for i in range(2 * shards)]
+    record_s, (record, tags) = timed(lambda: (LanguageRecord.of(listing[:shards]), shard_tags(listing[:shards])))
+    compare_s, change = timed(lambda: compare_language("fr", record, tags, listing))
+    assert change.kind == "appended"
+    GrownOrder(SEED, key, [3, 2, 4], [Version(0, 2, 5), Version(2, 3, 9)]).locate(np.arange(12))  # numba warm
+    construct_s, order = timed(lambda: GrownOrder(SEED, key, sizes, versions))
+    first_s, _ = timed(lambda: order.locate(ks))
+    later_s, _ = timed(lambda: order.locate(ks), 20)
+    far_s, _ = timed(lambda: order.locate(ks + 10**12), 5)
     plain = LanguageOrder(SEED, key, sizes)
     plain.locate(ks)
-    t0 = time.perf_counter()
-    for _ in range(20):
-        plain.locate(ks)
-    plain_time = (time.perf_counter() - t0) / 20
-    record = {"shards": 2 * shards, "samples": 2 * samples, "digest": "0" * 32}
-    return {"samples_per_language": samples, "appended": samples, "change_at_draw": 400_000,
-            "construct_s": round(built, 4), "first_locate_4096_s": round(first, 4),
-            "locate_4096_s": round(later, 5), "plain_order_locate_4096_s": round(plain_time, 5),
-            "python_heap_bytes": held,
-            "state_bytes_per_language_and_version": len(json.dumps({"fr": record})),
+    plain_s, _ = timed(lambda: plain.locate(ks), 20)
+    tracemalloc.start()
+    held = GrownOrder(SEED, key, sizes, versions)
+    held.locate(ks)
+    held_bytes = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    state_record = {"shards": 2 * shards, "samples": 2 * samples, "digest": "0" * 32}
+    return {"samples_per_language": samples, "shards_before": shards, "appended": samples,
+            "change_at_draw": 400_000,
+            "record_old_list_s": round(record_s, 4), "compare_grown_list_s": round(compare_s, 4),
+            "construct_order_s": round(construct_s, 5),
+            "first_locate_4096_s": round(first_s, 4), "locate_4096_s": round(later_s, 5),
+            "locate_4096_at_k_1e12_s": round(far_s, 5), "unchanged_order_locate_4096_s": round(plain_s, 5),
+            "order_heap_bytes": held_bytes,
+            "state_bytes_per_language_and_version": len(json.dumps({"fr": state_record})),
             "state_tag_bytes_per_language": TAGS * 8}
 
 

@@ -32,10 +32,7 @@ def _line(shard) -> bytes:
 
 def shard_digest(shards: Sequence) -> str:
     """The digest of a shard list (32 hex digits); equal digests: the same shards in the same order."""
-    h = hashlib.sha256()
-    for s in shards:
-        h.update(_line(s))
-    return h.hexdigest()[:32]
+    return hashlib.sha256(b"".join(_line(s) for s in shards)).hexdigest()[:32]
 
 
 def _run(count: int) -> int:
@@ -46,7 +43,8 @@ def shard_tags(shards: Sequence, count: int | None = None) -> str:
     """Tags of the first `count` shards (default all), one per run of ceil(count / TAGS) shards."""
     count = len(shards) if count is None else count
     run = _run(count)
-    return "".join(shard_digest(shards[a:min(a + run, count)])[:_TAG_HEX] for a in range(0, count, run))
+    lines = [_line(s) for s in shards[:count]]
+    return "".join(hashlib.sha256(b"".join(lines[a:a + run])).hexdigest()[:_TAG_HEX] for a in range(0, count, run))
 
 
 @dataclass(frozen=True)
