@@ -330,3 +330,45 @@ def test_a_stateful_dataloader_resumes_the_changed_stream_exactly(corpora):
     again.load_state_dict(saved)
     rest = [describe_batch(b) for b in itertools.islice(iter(again), 3)]
     assert by_position(first + rest) == reference
+
+
+def test_trainer_resumes_after_growth_through_the_constructor_flag_and_loader_states(corpora):
+    """Integrations call load_state_dict(state) themselves: ClimbStream(allow_manifest_change=True) lets
+    them continue on the grown corpus; a multi-worker StatefulDataLoader state is refused in its workers
+    (each saved its own position) with the fix, and the stream takes it."""
+    import itertools
+
+    from torchdata.stateful_dataloader import StatefulDataLoader
+
+    from climbstream.integrations.torchtitan import ClimbTitanDataloader
+
+    from .helpers import describe_batch
+
+    before, grown = corpora
+    first = ClimbStream(before, OLD_WEIGHTS, global_batch=B, seed=4, rank=0, world_size=1)
+    loader = StatefulDataLoader(first, batch_size=B, num_workers=2)
+    it = iter(loader)
+    _ = list(itertools.islice(it, CHANGE // B))
+    loader_state = json.loads(json.dumps(loader.state_dict()))
+    del it
+    reference = ClimbStream(grown, WEIGHTS, global_batch=B, seed=4, rank=0, world_size=1)
+    reference.load_state_dict(loader_state, allow_manifest_change=True)
+    assert reference.position == CHANGE
+    expected = by_position(read_contents(reference, 4))
+
+    flagged = ClimbStream(grown, WEIGHTS, global_batch=B, seed=4, rank=0, world_size=1, allow_manifest_change=True)
+    resumed = flagged.dataloader()
+    resumed.load_state_dict(loader_state)  # what the accelerate / HF / Lightning integrations do
+    assert by_position([describe_batch(b) for b in itertools.islice(resumed, 4)]) == expected
+
+    again = StatefulDataLoader(ClimbStream(grown, WEIGHTS, global_batch=B, seed=4, rank=0, world_size=1,
+                                           allow_manifest_change=True), batch_size=B, num_workers=2)
+    again.load_state_dict(loader_state)
+    with pytest.raises(StateError, match="another version of the corpus"):
+        next(iter(again))
+
+    titan_state = {"dp_rank_0": __import__("pickle").dumps(loader_state), "world_size": 1}
+    titan = ClimbTitanDataloader(ClimbStream(grown, WEIGHTS, global_batch=B, seed=4, rank=0, world_size=1,
+                                             allow_manifest_change=True), 0, 1, num_workers=2)
+    titan.load_state_dict(titan_state)
+    assert titan.stream.position == CHANGE

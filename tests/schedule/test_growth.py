@@ -165,7 +165,8 @@ def test_under_partitions_appended_shards_get_owners_and_each_sample_is_drawn_on
     lang, k, shard, index, epoch, owner = after.plan_arrays(schedule, 0, 1200)
     first_epoch = (lang == 0) & (k < sum(grown))
     assert sorted(zip(shard[first_epoch].tolist(), index[first_epoch].tolist())) == samples_of(grown)
-    assert (epoch[first_epoch] == 0).all() and (epoch[(lang == 0) & (k >= sum(grown)) & (k < 2 * sum(grown))] == 1).all()
+    assert (epoch[first_epoch] == 0).all()
+    assert (epoch[(lang == 0) & (k >= sum(grown)) & (k < 2 * sum(grown))] == 1).all()
     other_epoch = (lang == 1) & (k < sum(other))
     assert sorted(zip(shard[other_epoch].tolist(), index[other_epoch].tolist())) == samples_of(other)
     # each partition owns about 1/P of the appended samples, and its draws of them come from what it owns
