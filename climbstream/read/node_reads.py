@@ -23,11 +23,27 @@ on it and they share the node's cache: a shard is whole for all of them or for n
 (ranks that straddle a stage boundary may briefly disagree: that costs bytes, never
 changes a sample). P = 1 has no NodeReads: every shard is read as the corpus's read mode
 says, as before partitions.
+
+Which partitions a node reads (`node_partitions`), and which node counts N can read P
+partitions efficiently (`check_nodes`): node n (ranks [n * rpn, (n+1) * rpn), torchrun's
+numbering) reads positions [n B/N, (n+1) B/N) of every global batch, and partition q's
+slice is [q B/P, (q+1) B/P). So:
+
+- N divides P: node n reads exactly the slices of partitions [n P/N, (n+1) P/N) and
+  downloads only their shards (1/N of the corpus);
+- P divides N: N/P nodes share each partition's slice and each downloads its partition's
+  shards (1/P of the corpus each): correct, and as good as P allows;
+- otherwise a node's positions cut partitions in pieces and it downloads parts of several:
+  refused with an error naming the node counts that work, since a run that silently
+  downloads twice what it should is the failure this order exists to prevent.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from climbstream.errors import ConfigError
+from climbstream.schedule.weights import WEIGHT_TOTAL
 
 DEFAULT_READ_WHOLE_WITHIN = 400.0
 """Global batches: benchmarks/scaleout.py --sweep shows the trade (docs/schedule.md)."""
@@ -51,6 +67,17 @@ class NodeReads:
         self._whole = np.concatenate(per_language) if per_language else np.zeros(0, dtype=bool)
 
     @classmethod
+    def for_rank(cls, orders, weights, rank: int, world_size: int, ranks_per_node: int, global_batch: int,
+                 within: float) -> "NodeReads | None":
+        """The reads of the node of `rank` under a stage of integer `weights` (summing to
+        WEIGHT_TOTAL), or None for the unpartitioned order (P = 1): what the iterator asks."""
+        if getattr(orders, "partitions", 1) == 1:
+            return None
+        first, stop = node_partitions(orders.partitions, rank, world_size, ranks_per_node)
+        shares = np.asarray(weights, dtype=np.float64) / WEIGHT_TOTAL
+        return cls(orders, first, stop, shares, global_batch, within)
+
+    @classmethod
     def of(cls, orders, first: int, stop: int, shares=None, global_batch: int = 0,
            within: float = float("inf")) -> "NodeReads | None":
         """The node's reads under `orders`, or None for the unpartitioned order (P = 1)."""
@@ -67,3 +94,32 @@ class NodeReads:
     def whole_shards(self) -> int:
         """How many train shards, over all languages, the node reads whole."""
         return int(self._whole.sum())
+
+
+def check_nodes(partitions: int, world_size: int, ranks_per_node: int, where: str = "partitions") -> int:
+    """The node count N = world_size / ranks_per_node, checked against P (module docstring)."""
+    if partitions == 1:
+        return max(1, world_size // max(1, ranks_per_node))
+    if world_size % ranks_per_node:
+        raise ConfigError(f"{where}: world size {world_size} is not a multiple of ranks_per_node {ranks_per_node}; "
+                          f"the partitioned order (P = {partitions}) needs whole nodes: fix ranks_per_node")
+    nodes = world_size // ranks_per_node
+    if partitions % nodes and nodes % partitions:
+        fits = [n for n in range(1, partitions + 1) if partitions % n == 0]
+        raise ConfigError(
+            f"{where}: this run has P = {partitions} partitions (fixed when the run started, saved in its state) "
+            f"and {nodes} nodes ({world_size} ranks / {ranks_per_node} per node): run on a node count that "
+            f"divides P ({', '.join(map(str, fits))}) or is a multiple of it"
+        )
+    return nodes
+
+
+def node_partitions(partitions: int, rank: int, world_size: int, ranks_per_node: int) -> tuple[int, int]:
+    """[first, stop): the partitions whose shards the node of `rank` reads (whole or shared)."""
+    nodes = check_nodes(partitions, world_size, ranks_per_node)
+    node = rank // ranks_per_node
+    if partitions >= nodes:
+        per = partitions // nodes
+        return node * per, (node + 1) * per
+    q = node * partitions // nodes
+    return q, q + 1

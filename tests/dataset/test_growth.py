@@ -25,7 +25,7 @@ from climbstream.read.reader import open_reader
 from tests.corpora import WEIGHTS
 from tests.s3_server import s3_bucket, s3_env, s3_server  # noqa: F401  (fixtures)
 
-from .helpers import by_position, read_batches
+from .helpers import by_position, free_port, read_batches
 
 B = 16
 CHANGE = 5 * B
@@ -265,16 +265,11 @@ def _rank_main(rank: int, world: int, port: int, grown: str, state: dict, out_di
 
 
 def test_the_changed_state_resumes_on_two_gloo_ranks(corpora, tmp_path):
-    import socket
-
     import torch.multiprocessing as mp
 
     before, grown = corpora
     _, state = run_before(before)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_rank_main, args=(2, port, grown, state, str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_rank_main, args=(2, free_port(), grown, state, str(tmp_path)), nprocs=2, join=True)
     results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert results[0]["state"] == results[1]["state"]
     single = ClimbStream(grown, WEIGHTS, global_batch=B, seed=4, rank=0, world_size=1)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from climbstream.errors import ConfigError
-from climbstream.stream.plan.partitioning import check_nodes, default_partitions, node_partitions, resolve_partitions
+from climbstream.read.node_reads import check_nodes, node_partitions
+from climbstream.stream.plan.partitioning import default_partitions, resolve_partitions
 
 
 def test_nodes_that_divide_p_read_whole_partitions_and_multiples_share_one():
