@@ -183,12 +183,12 @@ class PartitionedOrders(list):
         `window_shards` pieces; the window here is the mean one, min(part, W x mean shard).
         A whole shard stays in the node's cache about this long before the node has trained
         on its share of it. inf for a language with no draws or no samples. A grown
-        language: its last unit (the grown set).
+        language: its largest unit (the grown set).
         """
         units = self._units(lang)
         if share <= 0 or not len(units):
             return float("inf")
-        u = units[-1]
+        u = max(units, key=lambda unit: int(self.parts.samples[unit]))
         samples = int(self.parts.samples[u])
         shards = int((self._unit_sizes[u] > 0).sum())
         if samples == 0:

@@ -39,6 +39,7 @@ class SharedControl:
         self.max_workers = max_workers
         self._header = torch.zeros(11, dtype=torch.int64).share_memory_()
         self._corpus = torch.zeros(MAX_CORPUS_BYTES, dtype=torch.uint8).share_memory_()
+        self._corpus_written = None  # (the history last written, its length): this process's memo
         self._stages = torch.zeros(max_stages, 1 + num_languages, dtype=torch.int64).share_memory_()
         self._metrics = torch.zeros(max_workers, len(METRIC_NAMES), dtype=torch.float64).share_memory_()
 
@@ -78,14 +79,19 @@ class SharedControl:
                       int(header[_PARTITIONS]), _corpus_of(corpus))
 
     def _publish_corpus(self, corpus: tuple) -> int:
-        """Write the corpus history (JSON) where workers read it; its length in bytes (0: none)."""
+        """Write the corpus history (JSON) where workers read it; its length in bytes (0: none).
+
+        Written again only when the history changed (every step publishes the position)."""
         if not corpus:
             return 0
+        if self._corpus_written is not None and self._corpus_written[0] is corpus:
+            return self._corpus_written[1]
         data = json.dumps([v.to_dict() for v in corpus], separators=(",", ":")).encode()
         if len(data) > MAX_CORPUS_BYTES:
             raise ConfigError(f"the corpus history is {len(data)} bytes as JSON, more than the {MAX_CORPUS_BYTES} "
                               f"DataLoader workers can be handed; fewer corpus changes per run, or num_workers=0")
         self._corpus[: len(data)] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        self._corpus_written = (corpus, len(data))
         return len(data)
 
     @property
