@@ -19,7 +19,7 @@ import pytest
 
 from climbstream import ClimbStream
 from climbstream.cli import main
-from climbstream.errors import CorpusRewriteError, StateError
+from climbstream.errors import ConfigError, CorpusRewriteError, StateError
 from climbstream.formats.manifest import MANIFEST_NAME, Manifest, to_json
 from climbstream.read.reader import open_reader
 from tests.corpora import WEIGHTS
@@ -170,6 +170,31 @@ def test_a_retired_language_with_weight_zero_continues_the_others_exactly(mds_co
     second.load_state_dict(state, allow_manifest_change=True)
     assert by_position(read_contents(second, 20)) == expected  # nothing of aa, bb or dd changed
     assert head
+    with pytest.raises(ConfigError, match="cc: positive weight but the corpus has no training samples"):
+        ClimbStream(root, WEIGHTS, global_batch=B, seed=4, rank=0, world_size=1)
+
+
+def test_a_shrunk_language_at_weight_zero_restarts_its_epochs_when_it_gets_weight_again(corpora, tmp_path):
+    before, _ = corpora
+    _, state = run_before(before)
+    shrunk = str(tmp_path / "shrunk")
+    shutil.copytree(before, shrunk)
+
+    def drop(data):
+        data["languages"]["bb"]["train"] = data["languages"]["bb"]["train"][:-2]
+
+    edit_manifest(shrunk, drop)
+    stream = ClimbStream(shrunk, {**OLD_WEIGHTS, "bb": 0.0}, global_batch=B, seed=4, rank=0, world_size=1)
+    stream.load_state_dict(state, allow_manifest_change=True)  # bb retired from here: allowed
+    assert stream.corpus_versions()[-1]["languages"]["bb"]["restart"] is True
+    later = CHANGE + 4 * B
+    stream.add_stage(OLD_WEIGHTS, position=later)
+    plan = stream.plan(later, later + 60 * B)
+    bb = stream.languages.index("bb")
+    n = stream.samples_per_epoch()["bb"]
+    drawn = list(zip(plan.shard[plan.lang == bb].tolist(), plan.index[plan.lang == bb].tolist()))[:n]
+    shards = Manifest.load(shrunk).shards("bb")
+    assert sorted(drawn) == [(s, i) for s, shard in enumerate(shards) for i in range(shard.samples)]
 
 
 def test_a_rewritten_shard_is_refused_naming_it(corpora, tmp_path):
