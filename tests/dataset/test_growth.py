@@ -392,3 +392,34 @@ def test_trainer_resumes_after_growth_through_the_constructor_flag_and_loader_st
                                              allow_manifest_change=True), 0, 1, num_workers=2)
     titan.load_state_dict(titan_state)
     assert titan.stream.position == CHANGE
+
+
+def test_epoch_caps_count_epochs_across_the_change(mds_corpus, tmp_path):
+    """aa has 2 shards (32 samples) before the change and is in its second epoch when 36 shards are
+    appended: that epoch grows to 32 + 576 draws, so a cap of 2 epochs stops the stream after 640
+    draws of aa (not 2 x 608), and no sample of aa is drawn more than twice."""
+    before = str(tmp_path / "before")
+    shutil.copytree(mds_corpus, before)
+
+    def two_shards(data):
+        data["languages"]["aa"]["train"] = data["languages"]["aa"]["train"][:2]
+
+    edit_manifest(before, two_shards)
+    grown = str(tmp_path / "grown")
+    shutil.copytree(before, grown)
+    assert main(["manifest", grown, "--append", "--quiet"]) == 0
+    weights = {"aa": 0.97, "bb": 0.01, "cc": 0.01, "dd": 0.01}  # aa reaches its cap first
+    change = 3 * B
+    first = ClimbStream(before, weights, global_batch=B, seed=4, rank=0, world_size=1)
+    head = read_contents(first, change // B)
+    state = first.state_dict()
+    aa = first.languages.index("aa")
+    assert 32 < int(first.schedule.counts_at(change)[aa]) < 64  # inside aa's second epoch
+    second = ClimbStream(grown, weights, global_batch=B, seed=4, rank=0, world_size=1, epoch_cap=2.0,
+                         on_epoch_cap="stop")
+    second.load_state_dict(state, allow_manifest_change=True)
+    tail = read_contents(second, 10_000)  # until the cap stops the stream
+    end = change + len(tail) * B
+    assert int(second.schedule.counts_at(end)[aa]) <= 640 < int(second.schedule.counts_at(end + B)[aa])
+    drawn = Counter(key[3] for batch in head + tail for key in batch["keys"] if key[0] == aa)
+    assert max(drawn.values()) == 2 and len(drawn) > 608 - B
