@@ -147,6 +147,7 @@ def test_the_changed_state_records_the_corpus_each_stage_read(corpora):
     second = ClimbStream(grown, WEIGHTS, global_batch=B, seed=4, rank=0, world_size=1)
     second.load_state_dict(state, allow_manifest_change=True)
     saved = second.state_dict()
+    assert (state["version"], saved["version"]) == (1, 2)  # an older climbstream refuses a grown state
     versions = saved["corpus"]["versions"]
     assert [v["start"] for v in versions] == [0, CHANGE]
     assert versions[0]["languages"]["aa"]["shards"] == 19 and versions[1]["languages"]["aa"]["shards"] == 38

@@ -21,7 +21,8 @@ producing different samples.
 str}}`, the corpus each stretch of positions read and the run tags of the last one
 (formats/corpus_record.py): what a later corpus change needs to stay exactly-once, or to
 be refused as a rewrite. A state without it (saved before it existed) read its corpus
-from position 0, and cannot grow.
+from position 0, and cannot grow. A state whose corpus grew is written as version 2, so
+a climbstream that cannot replay the grown orders refuses it instead of misreading it.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from climbstream.schedule.schedule import ALGORITHM_VERSION
 from climbstream.schedule.weights import check_integer_weights
 
 STATE_VERSION = 1
+GROWN_STATE_VERSION = 2  # a state whose corpus grew during the run: a reader without corpus records refuses it
 MAX_PARTITIONS = 2**20
 _FIELDS = ("version", "algorithm_version", "seed", "manifest_fingerprint", "global_batch", "position", "stages")
 
@@ -75,6 +77,8 @@ class StreamState:
             out["partitions"] = self.partitions
         if self.corpus is not None:
             out["corpus"] = {"versions": [v.to_dict() for v in self.corpus], "tags": dict(self.corpus_tags or {})}
+            if len(self.corpus) > 1:  # read as version 1 it would replay the grown orders silently wrong
+                out["version"] = GROWN_STATE_VERSION
         return out
 
     @classmethod
@@ -85,10 +89,10 @@ class StreamState:
         missing = [f for f in _FIELDS if f not in data]
         if missing:
             raise StateError(f"{where}: missing field(s) {', '.join(missing)}; is this a climbstream dataset state?")
-        if data["version"] != STATE_VERSION:
+        if data["version"] not in (STATE_VERSION, GROWN_STATE_VERSION):
             raise StateError(
                 f"{where}: state version {data['version']!r} is not supported (this climbstream reads "
-                f"version {STATE_VERSION})"
+                f"version {STATE_VERSION} or {GROWN_STATE_VERSION})"
             )
         if data["algorithm_version"] != ALGORITHM_VERSION:
             raise StateError(
