@@ -31,6 +31,10 @@ class StateError(ClimbstreamError):
     """A saved state cannot be loaded into this dataset (version, fingerprint, batch)."""
 
 
+class CorpusRewriteError(StateError):
+    """The corpus a state read was rewritten, not grown: shards changed, or removed from a language with weight."""
+
+
 class SolverError(ClimbstreamError, ValueError):
     """An allocation or law fit that is infeasible or ill-posed."""
 

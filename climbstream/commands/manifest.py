@@ -14,6 +14,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="shard format (required unless --merge)")
     parser.add_argument("--merge", action="store_true",
                         help="join the part manifests that 'prepare --part i/N' wrote under the root")
+    parser.add_argument("--append", action="store_true",
+                        help="grow an existing manifest: keep its shards as listed (not read again), append each "
+                             "language's new shards after them, add new languages; a run resumes over it exactly "
+                             "with load_state_dict(state, allow_manifest_change=True)")
     parser.add_argument("--overwrite", action="store_true", help="with --merge: replace an existing manifest")
     parser.add_argument("--lang-map", default=None, metavar="FILE",
                         help="JSON/YAML mapping of top-level folder name to language name")
@@ -34,7 +38,17 @@ def run(args: argparse.Namespace) -> int:
     from climbstream.storage.options import StorageOptions
 
     storage = StorageOptions(endpoint_url=args.endpoint_url) if args.endpoint_url else None
-    if args.merge:
+    if args.append:
+        from climbstream.prepare.append import append_manifest
+
+        manifest, added = append_manifest(args.root, load_lang_map(args.lang_map), storage, progress=not args.quiet)
+        if not args.quiet:
+            for lang, splits in added.items():
+                grown = ", ".join(f"{split} {'retired' if n < 0 else f'+{n} shards'}" for split, n in splits.items()
+                                  if n)
+                if grown:
+                    print(f"  {lang:>10}  {grown}")
+    elif args.merge:
         manifest = merge_parts(args.root, storage, overwrite=args.overwrite)
     elif args.format is None:
         raise ConfigError("manifest: give --format mds or --format wds (the shards' format), or --merge")

@@ -4,6 +4,7 @@
 - mds.py       MDS headers and column decoding
 - wds.py       tar member offsets
 - sample_sums.py per-sample checksums of a shard (verified range reads)
+- corpus_record.py what a saved state keeps of the corpus it read (growth told from rewrites)
 - loss_log.py  the loss log: its records, and reading one back (train/ writes it, report/ and the re-weighter read it)
 
 The read side is climbstream/read/, the write side climbstream/prepare/; the loss log is

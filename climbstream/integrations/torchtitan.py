@@ -3,7 +3,7 @@
 torchtitan's ParallelAwareDataloader is a StatefulDataLoader whose state is
 `{"dp_rank_R": pickled loader state, "world_size": W}`; it reloads only at the degree it
 was saved with. The stream's position is global, so this subclass reloads a state saved
-at another degree through the stream (`stream.load_state_dict`, which reads the
+at another degree, or on a grown corpus, through the stream (`stream.load_state_dict`, which reads the
 position out of any rank's entry) and starts a fresh iterator there; at the same degree
 it restores exactly as torchdata does (each worker from its own snapshot).
 
@@ -51,7 +51,11 @@ class ClimbTitanDataloader(ParallelAwareDataloader):
     def load_state_dict(self, state_dict: Mapping) -> None:
         if not state_dict:
             return
-        if state_dict.get("world_size") == self.dp_world_size and f"dp_rank_{self.dp_rank}" in state_dict:
+        saved = stream_state_of(state_dict, "torchtitan dataloader state")
+        same_corpus = saved.get("manifest_fingerprint") == self.stream.corpus.fingerprint()
+        same_degree = state_dict.get("world_size") == self.dp_world_size and f"dp_rank_{self.dp_rank}" in state_dict
+        if same_corpus and same_degree:
             super().load_state_dict(state_dict)
             return
-        self.stream.load_state_dict(stream_state_of(state_dict, "torchtitan dataloader state"))
+        # another degree, or a grown corpus (ClimbStream(allow_manifest_change=True)): through the stream
+        self.stream.load_state_dict(saved)

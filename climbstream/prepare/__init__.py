@@ -10,4 +10,5 @@
 - writers.py        MDS and tar split writers
 - parts.py          prepare --part i/N and the merge of part manifests
 - scan.py           a manifest for shards written by someone else (`climbstream manifest`)
+- append.py         the grown manifest of an existing corpus (`climbstream manifest --append`)
 """

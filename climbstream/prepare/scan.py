@@ -166,8 +166,14 @@ def _shards(files: list[str], fmt: str, fetch) -> Iterator[tuple[str, int | None
 
 def build_manifest(root: str, fmt: str, lang_map: dict[str, str] | None = None, seq_len: int | None = None,
                    column: str = "tokens", vocab_size: int | None = None, eos_id: int | None = None,
-                   storage: Any = None, write: bool = True, progress: bool = False) -> Manifest:
-    """Scan the shards under `root` (folder or URL) and return (and by default write) the manifest."""
+                   storage: Any = None, write: bool = True, progress: bool = False,
+                   known: dict[str, dict] | None = None, write_manifest: bool = True) -> Manifest:
+    """Scan the shards under `root` (folder or URL) and return (and by default write) the manifest.
+
+    `known`: manifest entries by shard path, taken as they are instead of reading those shards
+    again (`manifest --append`, prepare/append.py); `write_manifest=False`: write the new shards'
+    sidecars but leave the manifest file to the caller.
+    """
     from tqdm import tqdm
 
     if fmt not in ("mds", "wds"):
@@ -197,6 +203,7 @@ def build_manifest(root: str, fmt: str, lang_map: dict[str, str] | None = None, 
             return dest
 
         shards = list(_shards(files, fmt, fetch))
+        listed = set(files)
         if not shards:
             raise ManifestError(f"{root}: no {'index.json' if fmt == 'mds' else '*.tar'} shards found; "
                                 f"check --format and the path")
@@ -206,6 +213,11 @@ def build_manifest(root: str, fmt: str, lang_map: dict[str, str] | None = None, 
                                     f"language's shards under a top-level folder named after it")
             top = rel.split("/", 1)[0]
             lang = lang_map.get(top, top)
+            if known and rel in known:  # already in the manifest: not read, not hashed again
+                if rel not in listed:  # an MDS index may still name a shard file that is gone
+                    continue
+                languages.setdefault(lang, {"train": [], "heldout": []})[split_of(rel)].append(dict(known[rel]))
+                continue
             path = fetch(rel)
             entry = (_mds_entry(path, rel, expected, column, checker, compression) if fmt == "mds"
                      else _tar_entry(path, rel, column, checker))
@@ -233,7 +245,7 @@ def build_manifest(root: str, fmt: str, lang_map: dict[str, str] | None = None, 
     }
     manifest_url = f"{root}/{MANIFEST_NAME}" if remote else os.path.join(root, MANIFEST_NAME)
     manifest = Manifest.from_dict(data, root, manifest_url)
-    if write:
+    if write and write_manifest:
         if remote:
             store.put_bytes(to_json(data).encode("utf-8"), manifest_url)
         else:

@@ -4,6 +4,7 @@
 - `warm.py`      every compiled kernel loaded before DataLoader workers fork
 - `schedule.py`  Schedule, Stage: block-exact staged mixing, random access by position
 - `order.py`     LanguageOrder, language_key: the k-th draw of a language -> (shard, index, epoch)
+- `growth.py`    GrownOrder: a language's order across appended shards, each sample once per epoch
 - `tree.py`      the Huffman tree that splits a stage's positions among languages
 - `kernels.py`   numba kernels for tree counts and block generation (with the bound's proof)
 - `parts.py`     each language's draws and samples split over P partitions (closed forms)

@@ -92,6 +92,12 @@ class PartitionedOrders(list):
     climbstream/stream/plan/plan.py asks it for the arrays of a range of positions.
     `shard_samples[i]` are language i's shard sizes in manifest order, `keys[i]` its
     `language_key`.
+
+    The deal works on units: a language is one unit, except a language that grew
+    (a GrownOrder, schedule/growth.py), whose draws are routed to its segments (the old
+    epoch's order, its appended shards, the grown set), each a unit dealt to the
+    partitions on its own. So the appended shards get owners like any part, and an
+    unchanged language is dealt exactly as before.
     """
 
     def __init__(self, orders: Sequence, shard_samples: Sequence[Sequence[int]], keys: Sequence[int], seed: int,
@@ -104,22 +110,54 @@ class PartitionedOrders(list):
         self.window_shards = int(window_shards)
         self.keys = [int(k) for k in keys]
         self.shard_samples = [np.asarray(s, dtype=np.int64) for s in shard_samples]
-        samples = [int(s.sum()) for s in self.shard_samples]
-        self.parts = LanguageParts(samples, [phase_of(seed, k, self.partitions) for k in self.keys], self.partitions)
-        cums = [np.concatenate([[0], np.cumsum(s)]).astype(np.int64) for s in self.shard_samples]
-        self._cum = np.concatenate(cums)
+        sizes, unit_keys, offsets, first = [], [], [], []
+        self._grown = []
+        for i, order in enumerate(orders):
+            first.append(len(sizes))
+            segments = getattr(order, "segments", None)
+            if segments is None:
+                sizes.append(self.shard_samples[i])
+                unit_keys.append(self.keys[i])
+                offsets.append(0)
+                continue
+            self._grown.append(i)
+            for lo, hi, key, _ in segments:
+                sizes.append(self.shard_samples[i][lo:hi])
+                unit_keys.append(int(key))
+                offsets.append(lo)
+        first.append(len(sizes))
+        self._first_unit = np.array(first, dtype=np.int64)
+        self._unit_offset = np.array(offsets, dtype=np.int64)
+        self._unit_sizes = sizes
+        samples = [int(s.sum()) for s in sizes]
+        self.parts = LanguageParts(samples, [phase_of(seed, k, self.partitions) for k in unit_keys], self.partitions)
+        cums = [np.concatenate([[0], np.cumsum(s)]).astype(np.int64) for s in sizes]
+        self._cum = np.concatenate(cums) if cums else np.zeros(0, dtype=np.int64)
         self._cum_start = np.concatenate([[0], np.cumsum([c.size for c in cums])]).astype(np.int64)
-        self._keys = np.array([to_u64(k) for k in self.keys], dtype=np.uint64)
+        self._keys = np.array([to_u64(k) for k in unit_keys], dtype=np.uint64)
         self._seed_key = chain_key(TAG_ORDER, self.seed)
         self._place_key = chain_key(TAG_PARTITION, self.seed, self.partitions)
 
+    def _units(self, lang: int) -> range:
+        return range(int(self._first_unit[lang]), int(self._first_unit[lang + 1]))
+
     def part_shards(self, lang: int, q: int) -> list[tuple[int, int, int]]:
-        """Part q of `lang` as pieces (shard, first index, samples): the shards it reads."""
-        lo = int(self.parts.offsets(lang, q))
-        hi = lo + int(self.parts.sizes(lang, q))
-        cum = np.concatenate([[0], np.cumsum(self.shard_samples[lang])]).tolist()
-        return [(s, max(cum[s], lo) - cum[s], min(cum[s + 1], hi) - max(cum[s], lo))
-                for s in range(len(cum) - 1) if min(cum[s + 1], hi) > max(cum[s], lo)]
+        """Part q of `lang` as pieces (shard, first index, samples): the shards it reads (every unit's)."""
+        out = []
+        for u in self._units(lang):
+            lo = int(self.parts.offsets(u, q))
+            hi = lo + int(self.parts.sizes(u, q))
+            cum = np.concatenate([[0], np.cumsum(self._unit_sizes[u])]).tolist()
+            base = int(self._unit_offset[u])
+            out += [(base + s, max(cum[s], lo) - cum[s], min(cum[s + 1], hi) - max(cum[s], lo))
+                    for s in range(len(cum) - 1) if min(cum[s + 1], hi) > max(cum[s], lo)]
+        return out
+
+    def _owned_in_unit(self, u: int, first: int, stop: int) -> np.ndarray:
+        lo = int(self.parts.offsets(u, first))
+        hi = int(self.parts.offsets(u, stop))
+        cum = np.concatenate([[0], np.cumsum(self._unit_sizes[u])])
+        return np.maximum(np.minimum(cum[1:], hi) - np.maximum(cum[:-1], lo), 0).astype(np.int64)
 
     def owned_samples(self, lang: int, first: int, stop: int) -> np.ndarray:
         """int64[shards]: samples of each shard of `lang` that partitions [first, stop) own.
@@ -127,12 +165,15 @@ class PartitionedOrders(list):
         Partitions [first, stop) own one contiguous sample range of the language, so this
         is a clip per shard. A node whose partitions own most of a shard reads it whole;
         one that owns a sliver of it (a boundary shard, a language with fewer shards than
-        nodes) or none (a foreign draw) reads its samples by range (docs/schedule.md).
+        nodes) or none (a foreign draw) reads its samples by range (docs/schedule.md). A
+        grown language: the most any of its units owns of the shard.
         """
-        lo = int(self.parts.offsets(lang, first))
-        hi = int(self.parts.offsets(lang, stop))
-        cum = np.concatenate([[0], np.cumsum(self.shard_samples[lang])])
-        return np.maximum(np.minimum(cum[1:], hi) - np.maximum(cum[:-1], lo), 0).astype(np.int64)
+        owned = np.zeros(self.shard_samples[lang].size, dtype=np.int64)
+        for u in self._units(lang):
+            o = self._owned_in_unit(u, first, stop)
+            base = int(self._unit_offset[u])
+            owned[base:base + o.size] = np.maximum(owned[base:base + o.size], o)
+        return owned
 
     def window_batches(self, lang: int, share: float, global_batch: int) -> float:
         """Global batches one partition takes to train through a window of its part of `lang`.
@@ -141,11 +182,16 @@ class PartitionedOrders(list):
         is round robin, exact per epoch) and its part's order walks windows of
         `window_shards` pieces; the window here is the mean one, min(part, W x mean shard).
         A whole shard stays in the node's cache about this long before the node has trained
-        on its share of it. inf for a language with no draws or no samples.
+        on its share of it. inf for a language with no draws or no samples. A grown
+        language: its largest unit (the grown set).
         """
-        samples = int(self.parts.samples[lang])
-        shards = int((self.shard_samples[lang] > 0).sum())
-        if share <= 0 or samples == 0:
+        units = self._units(lang)
+        if share <= 0 or not len(units):
+            return float("inf")
+        u = max(units, key=lambda unit: int(self.parts.samples[unit]))
+        samples = int(self.parts.samples[u])
+        shards = int((self._unit_sizes[u] > 0).sum())
+        if samples == 0:
             return float("inf")
         window = min(samples / self.partitions, self.window_shards * samples / shards)
         return window / (share * global_batch / self.partitions)
@@ -169,28 +215,44 @@ class PartitionedOrders(list):
         return whole
 
     def locate(self, lang, q, j, epoch) -> tuple[np.ndarray, np.ndarray]:
-        """(shard, index) of sample j of part q of `lang` in `epoch`, elementwise."""
+        """(shard, index) of sample j of part q of `lang` in `epoch`, elementwise (a language that
+        did not grow: its one unit)."""
         lang = np.asarray(lang, dtype=np.int64)
+        return self._locate_units(self._first_unit[lang], q, j, epoch)
+
+    def _locate_units(self, unit, q, j, epoch) -> tuple[np.ndarray, np.ndarray]:
+        unit = np.asarray(unit, dtype=np.int64)
         q, j, epoch = (np.asarray(a, dtype=np.int64) for a in (q, j, epoch))
-        shard = np.empty(lang.size, dtype=np.int64)
-        index = np.empty(lang.size, dtype=np.int64)
-        if lang.size == 0:
+        shard = np.empty(unit.size, dtype=np.int64)
+        index = np.empty(unit.size, dtype=np.int64)
+        if unit.size == 0:
             return shard, index
-        group = lang * self.partitions + q
+        group = unit * self.partitions + q
         order = np.lexsort((epoch, group))
         g, e = group[order], epoch[order]
         starts = np.flatnonzero(np.r_[True, (g[1:] != g[:-1]) | (e[1:] != e[:-1])])
-        bounds = np.r_[starts, lang.size].astype(np.int64)
-        _locate_groups(order.astype(np.int64), bounds, lang, q, j, epoch, self.parts.offsets(lang, q),
-                       self.parts.sizes(lang, q), self._cum, self._cum_start, self._keys, self._seed_key,
+        bounds = np.r_[starts, unit.size].astype(np.int64)
+        _locate_groups(order.astype(np.int64), bounds, unit, q, j, epoch, self.parts.offsets(unit, q),
+                       self.parts.sizes(unit, q), self._cum, self._cum_start, self._keys, self._seed_key,
                        self.partitions, self.window_shards, shard, index)
-        return shard, index
+        return shard + self._unit_offset[unit], index
 
-    def arrange(self, schedule, first_block: int, last_block: int) -> tuple[np.ndarray, ...]:
-        """Blocks [first_block, last_block] in position order: (lang, k, owner, j, epoch, foreign).
+    def _route(self, lang: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(unit, draw within the unit, epoch or None) of the languages' draws; None: every draw's
+        epoch is its unit's (no grown language among them)."""
+        unit = self._first_unit[lang]
+        if not self._grown:
+            return unit, k, None
+        k_unit = k.copy()
+        epoch = np.full(k.size, -1, dtype=np.int64)
+        for i in self._grown:
+            mask = lang == i
+            if mask.any():
+                segment, k_unit[mask], epoch[mask] = self[i].route(k[mask])
+                unit[mask] = self._first_unit[i] + segment
+        return unit, k_unit, epoch
 
-        `foreign[b]` counts the block's draws placed outside their owner's slice.
-        """
+    def _arrange(self, schedule, first_block: int, last_block: int) -> tuple[np.ndarray, ...]:
         block = schedule.block_size
         if block % self.partitions:
             raise ScheduleError(
@@ -199,15 +261,24 @@ class PartitionedOrders(list):
                 f"multiple of {self.partitions} or a partition count that divides {block}"
             )
         lang, k = schedule.lookup_range(first_block * block, (last_block + 1) * block)
-        empty = self.parts.samples[lang] == 0
+        unit, k_unit, route_epoch = self._route(lang, k)  # a retired language's draw fails here, naming it
+        empty = self.parts.samples[unit] == 0
         if empty.any() and self[int(lang[empty][0])] is not None:  # its own error, naming the language
             self[int(lang[empty][0])].locate(k[empty][:1])
-        q, j, epoch = self.parts.deal(lang, k)
+        q, j, epoch = self.parts.deal(unit, k_unit)
+        shown = epoch if route_epoch is None else np.where(route_epoch >= 0, route_epoch, epoch)
         at = np.empty(lang.size, dtype=np.int64)
         foreign = np.empty(last_block - first_block + 1, dtype=np.int64)
         place_blocks(q, np.int64(block), np.int64(self.partitions), self._place_key, np.int64(first_block), at,
                      foreign)
-        return lang[at], k[at], q[at], j[at], epoch[at], foreign
+        return lang[at], k[at], q[at], j[at], shown[at], foreign, unit[at], epoch[at]
+
+    def arrange(self, schedule, first_block: int, last_block: int) -> tuple[np.ndarray, ...]:
+        """Blocks [first_block, last_block] in position order: (lang, k, owner, j, epoch, foreign).
+
+        `foreign[b]` counts the block's draws placed outside their owner's slice.
+        """
+        return self._arrange(schedule, first_block, last_block)[:6]
 
     def plan_arrays(self, schedule, start: int, stop: int) -> tuple[np.ndarray, ...]:
         """(lang, k, shard, index, epoch, owner) of positions [start, stop)."""
@@ -216,8 +287,8 @@ class PartitionedOrders(list):
             return np.empty(0, dtype=np.int32), empty, empty, empty, empty, empty
         block = schedule.block_size
         first, last = start // block, (stop - 1) // block
-        lang, k, q, j, epoch, _ = self.arrange(schedule, first, last)
+        lang, k, q, j, epoch, _, unit, unit_epoch = self._arrange(schedule, first, last)
         cut = slice(start - first * block, stop - first * block)
-        lang, k, q, j, epoch = lang[cut], k[cut], q[cut], j[cut], epoch[cut]
-        shard, index = self.locate(lang, q, j, epoch)
+        lang, k, q, j, epoch, unit, unit_epoch = (a[cut] for a in (lang, k, q, j, epoch, unit, unit_epoch))
+        shard, index = self._locate_units(unit, q, j, unit_epoch)
         return lang, k, shard, index, epoch, q

@@ -74,17 +74,27 @@ class CorpusView:
         parts = sorted(m.fingerprint() for m in self.manifests)
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
-    def orders(self, seed: int, window_shards: int, partitions: int = 1) -> list:
+    def train_shards(self) -> dict[str, list]:
+        """{NAME: its train ShardInfos in manifest order}."""
+        return dict(self._shards)
+
+    def orders(self, seed: int, window_shards: int, partitions: int = 1, versions: dict | None = None) -> list:
         """One LanguageOrder per language, keyed by the language name (not its index).
 
         With `partitions` P >= 2 the list is a PartitionedOrders, which `plan_range` reads
         as the partitioned order (docs/schedule.md); P = 1 is the unpartitioned order.
+        `versions[NAME]`: the corpus versions of a language whose shards changed during the
+        run (stream/plan/planner.py, language_versions); it gets a GrownOrder.
         """
+        from climbstream.schedule.growth import GrownOrder
         from climbstream.schedule.order import LanguageOrder, language_key
 
         orders = []
         for n in self.languages:
             counts = [int(s.samples) for s in self._shards[n]]
+            if versions and n in versions:
+                orders.append(GrownOrder(seed, language_key(n), counts, versions[n], window_shards))
+                continue
             orders.append(LanguageOrder(seed, language_key(n), counts, window_shards) if sum(counts)
                           else EmptyOrder(n))
         if partitions == 1:

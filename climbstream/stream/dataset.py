@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from climbstream.errors import ConfigError, ScheduleError
+from climbstream.errors import ConfigError, ScheduleError, StateError
 from climbstream.ranks import data_parallel_rank_and_size, distributed_rank_and_size
 from climbstream.ranks import ranks_per_node as resolve_ranks_per_node
 from climbstream.schedule.warm import warm_kernels
@@ -109,6 +109,9 @@ class ClimbStream(IterableDataset):
             share of the shards (docs/schedule.md); fixed for the run and saved in the
             state (a loaded state's P replaces this). Default: the node count where it is
             known (world_size and ranks_per_node, or torchrun's environment), else 1.
+        allow_manifest_change: the default of `load_state_dict`'s argument of that name, for
+            the loads a trainer integration makes on resume: True continues a state saved on an
+            earlier version of a grown corpus (README, "Growing the corpus").
     """
 
     def __init__(
@@ -134,6 +137,7 @@ class ClimbStream(IterableDataset):
         ranks_per_node: int | None = None,
         partitions: int | None = None,
         read_whole_within: float = DEFAULT_READ_WHOLE_WITHIN,
+        allow_manifest_change: bool = False,
     ):
         if on_epoch_cap not in ("error", "stop"):
             raise ConfigError(f"on_epoch_cap: expected 'error' or 'stop', got {on_epoch_cap!r}")
@@ -163,6 +167,7 @@ class ClimbStream(IterableDataset):
                               f"range; inf: every shard the node owns half of whole), got {read_whole_within!r}")
         self.read_whole_within = float(read_whole_within)
         self.stop_position = stop_position
+        self.allow_manifest_change = bool(allow_manifest_change)
         self._reader_options = dict(cache_dir=cache_dir, cache_limit_bytes=cache_limit_bytes,
                                     prefetch_depth=prefetch_depth, storage=storage, read_mode=read_mode, verify=verify,
                                     window_shards=self.window_shards)
@@ -221,6 +226,11 @@ class ClimbStream(IterableDataset):
     def stages(self) -> list[dict]:
         """Stages as in the state: [{start, weights: {NAME: int}}]."""
         return stage_dicts(self.consumption.cursor, self.languages)
+
+    def corpus_versions(self) -> list[dict]:
+        """The corpus each stretch of positions read: `[{start, languages: {NAME: {shards, samples,
+        digest}}}]`, one entry until the corpus changes during the run (README, "Growing the corpus")."""
+        return [v.to_dict() for v in self.codec.corpus_versions(self.consumption.cursor)]
 
     def metrics(self) -> dict[str, float]:
         """Loader counters for the loss log: wait_s, cache_hit_rate, bytes_downloaded, samples."""
@@ -308,20 +318,31 @@ class ClimbStream(IterableDataset):
             return self._live.state_dict()
         return self.codec.state_of(self.consumption.cursor.at(self.position))
 
-    def load_state_dict(self, state: Mapping, *, allow_manifest_change: bool = False, where: str = "state") -> None:
+    def load_state_dict(self, state: Mapping, *, allow_manifest_change: bool | None = None,
+                        where: str = "state") -> None:
         """Continue from a saved state (any num_workers, any world size).
 
         Takes `state_dict()`'s output, a StatefulDataLoader's `state_dict()` or a
         torchtitan dataloader's (whose consumed position it reads out). A different
-        manifest is refused unless `allow_manifest_change`, in which case the configured
-        weights start a new stage at the saved position.
+        manifest is refused unless `allow_manifest_change` (default: the constructor's),
+        in which case the configured weights start a new stage at the saved position: a
+        grown corpus continues exactly-once, a rewritten one is refused by name
+        (CorpusRewriteError).
         """
+        allow = self.allow_manifest_change if allow_manifest_change is None else bool(allow_manifest_change)
         current = self.consumption.cursor
         if get_worker_info() is not None:  # StatefulDataLoader restoring this worker
+            saved_on = state.get("manifest_fingerprint") if isinstance(state, Mapping) else None
+            if saved_on not in (None, self.corpus.fingerprint()):
+                raise StateError(
+                    f"{where}: this StatefulDataLoader state was saved on another version of the corpus; its workers "
+                    f"saved positions of their own, so the change would start at different positions in each. Resume "
+                    f"the stream instead: stream.load_state_dict(loader_state, allow_manifest_change=True), then "
+                    f"iterate a new loader without load_state_dict")
             self._loaded_here = (self.codec.cursor_from(state, where, current, keep_generation=True), state)
             return
         self.consumption.replace(self.codec.cursor_from(stream_state_of(state, where), where, current,
-                                                        allow_manifest_change=allow_manifest_change))
+                                                        allow_manifest_change=allow))
         if self._layout is not None:  # the saved P against this run's node count
             check_nodes(self.partitions, self._layout.world_size, self.ranks_per_node, f"{where}.partitions")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from climbstream import ClimbStream
-from climbstream.errors import StateError
+from climbstream.errors import CorpusRewriteError, StateError
 from climbstream.formats.manifest import to_json
 
 from tests.corpora import WEIGHTS
@@ -108,6 +108,16 @@ def test_changed_manifest_is_refused_unless_allowed(mds_corpus, tmp_path):
     t = stream_of(str(changed))
     with pytest.raises(StateError, match="corpus changed"):
         t.load_state_dict(state)
+    # a shard removed from a language that keeps weight is a rewrite, not growth: refused, naming it
+    with pytest.raises(CorpusRewriteError, match=r"aa: train\[37\] \(removed\)"):
+        t.load_state_dict(state, allow_manifest_change=True)
+    aa["train"].append(dropped)  # the shard back; only bb's held-out split changed: train shards as saved
+    aa["samples"] += dropped["samples"]
+    aa["tokens"] += dropped["tokens"]
+    data["languages"]["bb"]["heldout"] = data["languages"]["bb"]["heldout"][:1]
+    data["languages"]["bb"]["heldout_samples"] = data["languages"]["bb"]["heldout"][0]["samples"]
+    manifest.write_text(to_json({k: v for k, v in data.items() if k != "content_sha256"}))
+    t = stream_of(str(changed))
     t.load_state_dict(state, allow_manifest_change=True)
     assert t.position == 2 * B
     assert [st["start"] for st in t.stages()] == [0, 2 * B]

@@ -58,8 +58,8 @@ class StreamIterator:
         planner = self._ctx.planner
         self._cursor = cursor
         self._schedule = planner.schedule(cursor)
-        self._orders = planner.orders(cursor.seed, cursor.partitions)
-        self._caps = planner.cap_samples(cursor.seed)  # samples per language allowed by epoch_cap, or None
+        self._orders = planner.orders_of(cursor)
+        self._caps = planner.cap_samples(cursor)  # draws per language allowed by epoch_cap, or None
         self._next_batch = int(next_batch)
         self._done = cursor.position  # end of the last global batch yielded whole
         self._pending: list[dict] = []  # the current batch's samples not yet yielded, reversed

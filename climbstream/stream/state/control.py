@@ -14,6 +14,8 @@ both start methods.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import torch
 
@@ -24,7 +26,9 @@ from climbstream.storage.metrics import COUNTERS, LOADER_METRICS, summarize
 METRIC_NAMES = (*COUNTERS, "samples")
 
 # header slots
-_POSITION, _N_STAGES, _GENERATION, _SEED, _UNFOLLOWED, _REPORTED, _SEQUENCE, _FRESH, _RESTORED, _PARTITIONS = range(10)
+(_POSITION, _N_STAGES, _GENERATION, _SEED, _UNFOLLOWED, _REPORTED, _SEQUENCE, _FRESH, _RESTORED, _PARTITIONS,
+ _CORPUS_BYTES) = range(11)
+MAX_CORPUS_BYTES = 1 << 18  # the corpus history as JSON: ~100 bytes per language and corpus change
 
 
 class SharedControl:
@@ -33,7 +37,9 @@ class SharedControl:
     def __init__(self, num_languages: int, max_stages: int = 1024, max_workers: int = 256):
         self.num_languages = num_languages
         self.max_workers = max_workers
-        self._header = torch.zeros(10, dtype=torch.int64).share_memory_()
+        self._header = torch.zeros(11, dtype=torch.int64).share_memory_()
+        self._corpus = torch.zeros(MAX_CORPUS_BYTES, dtype=torch.uint8).share_memory_()
+        self._corpus_written = None  # (the history last written, its length): this process's memo
         self._stages = torch.zeros(max_stages, 1 + num_languages, dtype=torch.int64).share_memory_()
         self._metrics = torch.zeros(max_workers, len(METRIC_NAMES), dtype=torch.float64).share_memory_()
 
@@ -50,6 +56,7 @@ class SharedControl:
             self._stages[i, 0] = int(start)
             self._stages[i, 1:] = torch.from_numpy(np.asarray(weights, dtype=np.int64))
         self._header[_N_STAGES] = len(cursor.stages)
+        self._header[_CORPUS_BYTES] = self._publish_corpus(cursor.corpus)
         self._header[_POSITION] = cursor.position
         self._header[_SEED] = cursor.seed
         self._header[_PARTITIONS] = cursor.partitions
@@ -64,11 +71,28 @@ class SharedControl:
             before = int(self._header[_SEQUENCE])
             header = self._header.clone()
             table = self._stages[: int(header[_N_STAGES])].numpy().copy()
+            corpus = bytes(self._corpus[: int(header[_CORPUS_BYTES])].numpy())
             if before % 2 == 0 and int(self._header[_SEQUENCE]) == before:
                 break
         stages = tuple((int(row[0]), row[1:].astype(np.uint64)) for row in table)
         return Cursor(int(header[_SEED]), stages, int(header[_POSITION]), int(header[_GENERATION]),
-                      int(header[_PARTITIONS]))
+                      int(header[_PARTITIONS]), _corpus_of(corpus))
+
+    def _publish_corpus(self, corpus: tuple) -> int:
+        """Write the corpus history (JSON) where workers read it; its length in bytes (0: none).
+
+        Written again only when the history changed (every step publishes the position)."""
+        if not corpus:
+            return 0
+        if self._corpus_written is not None and self._corpus_written[0] is corpus:
+            return self._corpus_written[1]
+        data = json.dumps([v.to_dict() for v in corpus], separators=(",", ":")).encode()
+        if len(data) > MAX_CORPUS_BYTES:
+            raise ConfigError(f"the corpus history is {len(data)} bytes as JSON, more than the {MAX_CORPUS_BYTES} "
+                              f"DataLoader workers can be handed; fewer corpus changes per run, or num_workers=0")
+        self._corpus[: len(data)] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        self._corpus_written = (corpus, len(data))
+        return len(data)
 
     @property
     def generation(self) -> int:
@@ -133,3 +157,9 @@ class SharedControl:
         if not 0 <= slot < self.max_workers:
             raise ConfigError(f"at most {self.max_workers} DataLoader workers per rank are supported (got worker {slot})")
         return slot
+
+
+def _corpus_of(data: bytes) -> tuple:
+    from climbstream.formats.corpus_record import CorpusVersion
+
+    return tuple(CorpusVersion.from_dict(v, "published corpus") for v in json.loads(data)) if data else ()

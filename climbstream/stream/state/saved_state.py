@@ -16,6 +16,13 @@ not 1: a state without it is P = 1, so states saved before it existed replay unc
 `algorithm_version` names the schedule and order algorithms: a state written by another
 algorithm would give another stream, so loading it is refused rather than silently
 producing different samples.
+
+`corpus`: `{versions: [{start, languages: {NAME: {shards, samples, digest}}}], tags: {NAME:
+str}}`, the corpus each stretch of positions read and the run tags of the last one
+(formats/corpus_record.py): what a later corpus change needs to stay exactly-once, or to
+be refused as a rewrite. A state without it (saved before it existed) read its corpus
+from position 0, and cannot grow. A state whose corpus grew is written as version 2, so
+a climbstream that cannot replay the grown orders refuses it instead of misreading it.
 """
 
 from __future__ import annotations
@@ -30,10 +37,12 @@ from climbstream.stream.config.checks import MAX_GLOBAL_BATCH, MAX_POSITION, MAX
 from climbstream.errors import ConfigError, StateError
 from climbstream.stream.plan.cursor import Cursor
 from climbstream.stream.plan.layout import block_after
+from climbstream.stream.state.corpus_change import continued_history
 from climbstream.schedule.schedule import ALGORITHM_VERSION
 from climbstream.schedule.weights import check_integer_weights
 
 STATE_VERSION = 1
+GROWN_STATE_VERSION = 2  # a state whose corpus grew during the run: a reader without corpus records refuses it
 MAX_PARTITIONS = 2**20
 _FIELDS = ("version", "algorithm_version", "seed", "manifest_fingerprint", "global_batch", "position", "stages")
 
@@ -58,12 +67,18 @@ class StreamState:
     version: int = STATE_VERSION
     algorithm_version: int = ALGORITHM_VERSION
     partitions: int = 1
+    corpus: tuple | None = None  # CorpusVersions, None: not recorded (a state from before corpus records)
+    corpus_tags: dict | None = None  # {NAME: run tags of the last version's shards}
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict."""
         out = {name: getattr(self, name) for name in _FIELDS}
         if self.partitions != 1:
             out["partitions"] = self.partitions
+        if self.corpus is not None:
+            out["corpus"] = {"versions": [v.to_dict() for v in self.corpus], "tags": dict(self.corpus_tags or {})}
+            if len(self.corpus) > 1:  # read as version 1 it would replay the grown orders silently wrong
+                out["version"] = GROWN_STATE_VERSION
         return out
 
     @classmethod
@@ -74,10 +89,10 @@ class StreamState:
         missing = [f for f in _FIELDS if f not in data]
         if missing:
             raise StateError(f"{where}: missing field(s) {', '.join(missing)}; is this a climbstream dataset state?")
-        if data["version"] != STATE_VERSION:
+        if data["version"] not in (STATE_VERSION, GROWN_STATE_VERSION):
             raise StateError(
                 f"{where}: state version {data['version']!r} is not supported (this climbstream reads "
-                f"version {STATE_VERSION})"
+                f"version {STATE_VERSION} or {GROWN_STATE_VERSION})"
             )
         if data["algorithm_version"] != ALGORITHM_VERSION:
             raise StateError(
@@ -95,8 +110,27 @@ class StreamState:
         if global_batch % partitions:
             raise StateError(f"{where}.partitions: {partitions} does not divide global_batch {global_batch}; "
                              f"the state is damaged (a run's P always divides its global batch)")
+        corpus, tags = _corpus_of(data.get("corpus"), f"{where}.corpus")
         return cls(seed=seed, manifest_fingerprint=str(data["manifest_fingerprint"]), global_batch=global_batch,
-                   position=position, stages=[dict(s) for s in stages], partitions=partitions)
+                   position=position, stages=[dict(s) for s in stages], partitions=partitions, corpus=corpus,
+                   corpus_tags=tags)
+
+
+def _corpus_of(data, where: str) -> tuple[tuple | None, dict | None]:
+    """The saved corpus history and last tags, checked; (None, None) for a state without them."""
+    from climbstream.formats.corpus_record import CorpusVersion
+
+    if data is None:
+        return None, None
+    if not isinstance(data, Mapping) or not isinstance(data.get("versions"), (list, tuple)) or not data["versions"] \
+            or not isinstance(data.get("tags", {}), Mapping):
+        raise StateError(f"{where}: expected {{versions: [{{start, languages}}, ...], tags: {{NAME: str}}}}, "
+                         f"got {data!r}")
+    versions = tuple(CorpusVersion.from_dict(v, f"{where}.versions[{i}]") for i, v in enumerate(data["versions"]))
+    starts = [v.start for v in versions]
+    if starts[0] != 0 or any(b < a for a, b in zip(starts, starts[1:])):
+        raise StateError(f"{where}.versions: starts {starts} must begin at 0 and never decrease; the state is damaged")
+    return versions, {str(k): str(v) for k, v in data.get("tags", {}).items()}
 
 
 def stages_from_state(state: StreamState, languages: Sequence[str], where: str = "state") -> list[tuple[int, np.ndarray]]:
@@ -112,7 +146,8 @@ def stages_from_state(state: StreamState, languages: Sequence[str], where: str =
         if unknown:
             raise StateError(
                 f"{where}.stages[{i}]: language(s) {', '.join(unknown)} are not in this corpus; the saved stream "
-                f"cannot be replayed over a different set of languages"
+                f"cannot be replayed over a different set of languages (to retire a language, keep it in the "
+                f"manifest with no train shards, as 'climbstream manifest --append' does, and give it weight 0)"
             )
         try:
             array = np.array([int(weights.get(n, 0)) for n in languages], dtype=np.uint64)
@@ -171,6 +206,20 @@ class StateCodec:
         self.languages = list(languages)
         self.global_batch = int(global_batch)
         self.planner = planner
+        self._record = None  # (this corpus as CorpusVersion at 0, its run tags): computed once, when first saved
+
+    def corpus_record(self) -> tuple:
+        """(CorpusVersion of this corpus from 0, {NAME: run tags}) (formats/corpus_record.py)."""
+        if self._record is None:
+            from climbstream.formats.corpus_record import CorpusVersion, shard_tags
+
+            shards = self.corpus.train_shards()
+            self._record = (CorpusVersion.of(0, shards), {n: shard_tags(s) for n, s in shards.items()})
+        return self._record
+
+    def corpus_versions(self, cursor: Cursor) -> tuple:
+        """The CorpusVersions the cursor's stream read (one: this corpus from position 0)."""
+        return cursor.corpus or (self.corpus_record()[0],)
 
     def state_of(self, cursor: Cursor) -> dict:
         """The saved form of `cursor` (interfaces: dataset state)."""
@@ -181,6 +230,8 @@ class StateCodec:
             position=cursor.position,
             stages=stage_dicts(cursor, self.languages),
             partitions=cursor.partitions,
+            corpus=self.corpus_versions(cursor),
+            corpus_tags=self.corpus_record()[1],
         ).to_dict()
 
     def cursor_from(self, state: Mapping, where: str, current: Cursor, *, keep_generation: bool = False,
@@ -188,7 +239,9 @@ class StateCodec:
         """A validated cursor for `state`: a new generation after `current`, or its own with `keep_generation`.
 
         A different manifest is refused unless `allow_manifest_change`, in which case the
-        current last stage's weights start a new stage at the saved position.
+        current last stage's weights start a new stage at the saved position (or replace the
+        weights of a saved stage starting there: nothing was drawn under it yet). A grown
+        corpus continues exactly-once; a rewritten one is refused (stream/state/corpus_change.py).
         """
         loaded = StreamState.from_dict(state, where)
         if loaded.global_batch != self.global_batch:
@@ -211,7 +264,12 @@ class StateCodec:
                         "global batches in lockstep)", where, loaded.position, loaded.position // b, position)
         if changed and position > stages[-1][0]:
             stages.append((position, current.stages[-1][1]))
+        elif changed:
+            stages[-1] = (position, current.stages[-1][1])
+        history = continued_history(loaded.corpus, loaded.corpus_tags, self.corpus.train_shards(), self.languages,
+                                    stages[-1][1], position, changed, where)
         # P is fixed for the run, like the seed (a state without it: 1)
-        cursor = current.with_stages(stages, seed=loaded.seed, position=position, partitions=loaded.partitions)
+        cursor = current.with_stages(stages, seed=loaded.seed, position=position, partitions=loaded.partitions,
+                                     corpus=history)
         self.planner.schedule(cursor, where)  # a bad saved stage fails here, naming the state
         return replace(cursor, generation=current.generation) if keep_generation else cursor
