@@ -39,7 +39,7 @@ from climbstream.schedule.warm import warm_kernels
 from climbstream.schedule.weights import WEIGHT_TOTAL, integer_weights
 from climbstream.read.node_reads import DEFAULT_READ_WHOLE_WITHIN, check_nodes
 from climbstream.stream.config.checks import MAX_GLOBAL_BATCH, MAX_POSITION, MAX_SEED, check_int, is_number
-from climbstream.stream.consumers.consumer import check_consumer, find_consumer
+from climbstream.stream.consumers.consumer import check_consumer, find_consumer, refused
 from climbstream.stream.state.consumption import Consumption
 from climbstream.stream.iteration.context import StreamContext
 from climbstream.stream.state.control import SharedControl
@@ -352,7 +352,12 @@ class ClimbStream(IterableDataset):
     def __iter__(self):
         """A new pass from the consumed position (read eagerly, so it is the one at iter())."""
         info = get_worker_info()
-        consumer = self.check_consumer(in_main=info is None)
+        try:
+            consumer = self.check_consumer(in_main=info is None)
+        except ConfigError as err:
+            if info is not None:
+                raise
+            return refused(err)  # raised at the first batch, so a trainer's cleanup cannot hide it
         context = self._context()
         consumption = self.consumption
         if info is None:
@@ -393,11 +398,14 @@ class ClimbStream(IterableDataset):
     def check_consumer(self, in_main: bool, skip: int = 2):
         """Find who iterates the stream (from the caller up), refuse what would train on wrong data,
         and in the main process note a fetcher that runs ahead of the step; returns the Consumer."""
-        consumer = find_consumer(skip)
+        consumer = find_consumer(self, skip)
         layout = self._checked_layout(in_main)
         check_consumer(consumer, self.global_batch, layout.rank, layout.world_size, self.consumption.follows_steps)
-        if in_main and consumer.look_ahead is not None:
-            self.consumption.fetched_ahead_by(consumer.look_ahead)
+        if consumer.look_ahead is not None:
+            if in_main:
+                self.consumption.fetched_ahead_by(consumer.look_ahead)
+            else:
+                self.control.worker_fetched_ahead_by(consumer.look_ahead)
         return consumer
 
     def _checked_layout(self, in_main: bool) -> Layout:

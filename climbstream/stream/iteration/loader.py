@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from climbstream.errors import ConfigError
+from climbstream.stream.consumers.consumer import refused
 
 
 class ClimbDataLoader(DataLoader):
@@ -23,7 +24,10 @@ class ClimbDataLoader(DataLoader):
 
     def __iter__(self) -> "FollowedIterator":
         consumption = self.dataset.consumption
-        self.dataset.check_consumer(in_main=True)
+        try:
+            self.dataset.check_consumer(in_main=True)
+        except ConfigError as err:
+            return refused(err)
         cursor = consumption.start_iterator(followed=True)
         with consumption.following():  # the workers created now are followed
             inner = super().__iter__()

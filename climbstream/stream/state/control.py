@@ -24,7 +24,9 @@ from climbstream.storage.metrics import COUNTERS
 METRIC_NAMES = (*COUNTERS, "samples")
 
 # header slots
-_POSITION, _N_STAGES, _GENERATION, _SEED, _UNFOLLOWED, _REPORTED, _SEQUENCE, _FRESH, _RESTORED, _PARTITIONS = range(10)
+(_POSITION, _N_STAGES, _GENERATION, _SEED, _UNFOLLOWED, _REPORTED, _SEQUENCE, _FRESH, _RESTORED, _PARTITIONS,
+ _AHEAD) = range(11)
+_AHEAD_FRAMEWORKS = (None, "accelerate", "Lightning")  # what _AHEAD holds, by index
 
 
 class SharedControl:
@@ -33,7 +35,7 @@ class SharedControl:
     def __init__(self, num_languages: int, max_stages: int = 1024, max_workers: int = 256):
         self.num_languages = num_languages
         self.max_workers = max_workers
-        self._header = torch.zeros(10, dtype=torch.int64).share_memory_()
+        self._header = torch.zeros(11, dtype=torch.int64).share_memory_()
         self._stages = torch.zeros(max_stages, 1 + num_languages, dtype=torch.int64).share_memory_()
         self._metrics = torch.zeros(max_workers, len(METRIC_NAMES), dtype=torch.float64).share_memory_()
 
@@ -103,8 +105,19 @@ class SharedControl:
         """The loop reports what it consumed (`mark_consumed`): the position is known again."""
         self._header[_REPORTED] = 1
 
+    def worker_fetched_ahead_by(self, framework: str) -> None:
+        """A worker's iterator runs under `framework`'s fetcher, which takes batches before the step
+        trains on them (the main process does not see that fetcher when only workers iterate)."""
+        self._header[_AHEAD] = _AHEAD_FRAMEWORKS.index(framework)
+
+    @property
+    def ahead(self) -> str | None:
+        """The framework a worker reported fetching ahead of the step since the position was last known."""
+        return _AHEAD_FRAMEWORKS[int(self._header[_AHEAD])]
+
     def position_known(self) -> None:
         """A loaded state (or a followed iterator) fixes the position: forget unfollowed runs."""
+        self._header[_AHEAD] = 0
         self._header[_UNFOLLOWED] = 0
         self._header[_REPORTED] = 0
         self._header[_RESTORED] = 0
