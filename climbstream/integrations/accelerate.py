@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from climbstream.errors import ConfigError
 from climbstream.extras import require
+from climbstream.integrations.arguments import check_stream
 
 
 class DeviceLoader:
@@ -52,6 +53,7 @@ def prepare_loader(accelerator, stream, **loader_kwargs) -> DeviceLoader:
     optimizer as usual.
     """
     require("accelerate", "climbstream.integrations.accelerate")
+    check_stream(stream, "prepare_loader")
     layout = stream.layout
     if (layout.rank, layout.world_size) != (accelerator.process_index, accelerator.num_processes):
         raise ConfigError(

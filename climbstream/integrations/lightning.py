@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from climbstream.errors import StateError
 from climbstream.extras import require
+from climbstream.integrations.arguments import check_stream
 
 pl = require("pytorch_lightning", "climbstream.integrations.lightning")
 
@@ -34,7 +35,7 @@ class ClimbCallback(pl.Callback):
     """`Trainer(callbacks=[ClimbCallback(stream)])`: each trained batch marked, the stream's state checkpointed."""
 
     def __init__(self, stream):
-        self.stream = stream
+        self.stream = check_stream(stream, "ClimbCallback")
         stream.follow_steps()  # before Lightning's fetcher takes the first batch
         self._built_generation = stream.consumption.cursor.generation  # a loaded state makes a new one
 

@@ -33,6 +33,7 @@ import torch
 
 from climbstream.errors import ConfigError, StateError
 from climbstream.extras import require
+from climbstream.integrations.arguments import check_dp_coordinates, check_stream
 from climbstream.stream.state.loader_state import stream_state_of
 
 require("torchtitan", "climbstream.integrations.torchtitan")
@@ -52,6 +53,8 @@ class ClimbTitanDataloader(ParallelAwareDataloader):
     """`ClimbTitanDataloader(stream, dp_rank, dp_world_size, num_workers=...)`."""
 
     def __init__(self, stream, dp_rank: int, dp_world_size: int, **kwargs):
+        check_stream(stream, "ClimbTitanDataloader")
+        check_dp_coordinates(dp_rank, dp_world_size, "ClimbTitanDataloader")
         layout = stream.layout
         if (layout.rank, layout.world_size) != (dp_rank, dp_world_size):
             raise ConfigError(

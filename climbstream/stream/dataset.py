@@ -38,6 +38,8 @@ from climbstream.errors import ConfigError, ScheduleError
 from climbstream.schedule.warm import warm_kernels
 from climbstream.schedule.weights import WEIGHT_TOTAL, integer_weights
 from climbstream.read.node_reads import DEFAULT_READ_WHOLE_WITHIN, check_nodes
+from climbstream.stream.config.arguments import (check_coordinates, check_reader_arguments, stream_sources,
+                                                  stream_storage)
 from climbstream.stream.config.checks import MAX_GLOBAL_BATCH, MAX_POSITION, MAX_SEED, check_int, is_number
 from climbstream.stream.consumers.consumer import check_consumer, find_consumer, refused
 from climbstream.stream.state.consumption import Consumption
@@ -62,6 +64,8 @@ from climbstream.stream.iteration.worker_exit import on_worker_exit
 # Load the compiled schedule kernels here, once, so the DataLoader workers forked later
 # inherit them instead of each paying ~0.6 s before its first batch (schedule/warm.py).
 warm_kernels()
+
+MAX_PLAN_POSITIONS = 1 << 24  # a plan holds ~40 bytes per position: 16M positions are ~670 MB
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +137,11 @@ class ClimbStream(IterableDataset):
         partitions: int | None = None,
         read_whole_within: float = DEFAULT_READ_WHOLE_WITHIN,
     ):
-        if on_epoch_cap not in ("error", "stop"):
-            raise ConfigError(f"on_epoch_cap: expected 'error' or 'stop', got {on_epoch_cap!r}")
+        sources, storage = stream_sources(sources), stream_storage(storage)
+        check_reader_arguments(cache_dir=cache_dir, cache_limit_bytes=cache_limit_bytes, prefetch_depth=prefetch_depth,
+                               read_mode=read_mode, verify=verify, window_shards=window_shards,
+                               on_epoch_cap=on_epoch_cap)
+        check_coordinates(rank, world_size)
         if epoch_cap is not None and not (is_number(epoch_cap) and epoch_cap > 0):
             raise ConfigError(f"epoch_cap: expected a positive number of epochs, got {epoch_cap!r}")
         check_int("seed", seed, 0, MAX_SEED)
@@ -148,7 +155,7 @@ class ClimbStream(IterableDataset):
         self._layout: Layout | None = None
         if rank is not None and world_size is not None:
             self._layout = Layout(self._global_batch, int(rank), int(world_size))  # checked now
-        self.corpus = CorpusView.load([sources] if isinstance(sources, str) else list(sources), storage)
+        self.corpus = CorpusView.load(sources, storage)
         self.languages: list[str] = self.corpus.languages
         self.columns = _check_columns(columns, self.corpus)
         self.ranks_per_node = _ranks_per_node(ranks_per_node)
@@ -229,7 +236,11 @@ class ClimbStream(IterableDataset):
 
     def shard_path(self, lang: str | int, shard: int) -> str:
         """The manifest-relative path of a sample's `shard` (lang by name or by its `lang` index)."""
-        return self.corpus.shard_path(self.languages[lang] if isinstance(lang, int) else lang, int(shard))
+        if isinstance(lang, (int, np.integer)) and not isinstance(lang, bool):
+            if not 0 <= lang < len(self.languages):
+                raise ConfigError(f"shard_path: language index {lang} is not in [0, {len(self.languages)})")
+            lang = self.languages[int(lang)]
+        return self.corpus.shard_path(lang, shard)
 
     # -- the training loop's side ---------------------------------------------------------
     def dataloader(self, **kwargs):
@@ -282,6 +293,8 @@ class ClimbStream(IterableDataset):
         stages = list(cursor.stages)
         last_start = stages[-1][0]
         consumed = self.position
+        if position is not None:
+            check_int("add_stage.position", position, 0, MAX_POSITION)
         position = _max_over_ranks(consumed if position is None else int(position))
         if position % self.global_batch:
             raise ScheduleError(f"stage start {position} is not a multiple of global_batch {self.global_batch}")
@@ -330,6 +343,9 @@ class ClimbStream(IterableDataset):
     # -- plans (no I/O) -------------------------------------------------------------------
     def plan(self, start: int, stop: int) -> Plan:
         """Which language, occurrence, shard and sample index each position in [start, stop) holds."""
+        if is_number(start) and is_number(stop) and stop - start > MAX_PLAN_POSITIONS:
+            raise ConfigError(f"plan({start}, {stop}): {stop - start} positions at once (about {(stop - start) * 40:.2g} "
+                              f"bytes); plan at most {MAX_PLAN_POSITIONS} positions per call, in chunks")
         return self.planner.plan(self.consumption.cursor, start, stop)
 
     def describe(self, start: int, stop: int) -> list[dict]:
@@ -480,7 +496,8 @@ def _check_columns(columns, corpus: CorpusView) -> tuple[str, ...]:
     """The extra columns as a tuple, after checking they can be added to every sample."""
     if columns is None:
         return ()
-    if isinstance(columns, str) or not all(isinstance(c, str) and c for c in columns):
+    if isinstance(columns, str) or not isinstance(columns, Sequence) \
+            or not all(isinstance(c, str) and c for c in columns):
         raise ConfigError(f"columns: expected a list of column names, got {columns!r}")
     taken = [c for c in columns if c in SAMPLE_FIELDS]
     if taken:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -73,10 +74,12 @@ def first_position(batch: Mapping, local_batch: int, where: str) -> int:
         positions = batch["position"]
     except (KeyError, TypeError, IndexError):
         raise ConfigError(f"{where}: the batch has no 'position' field; a collate_fn must keep it") from None
-    if isinstance(positions, torch.Tensor):
-        n, first = int(positions.numel()), int(positions.min())
-    else:
-        n, first = len(positions), min(int(p) for p in positions)
+    values = positions.tolist() if isinstance(positions, (torch.Tensor, np.ndarray)) else positions
+    if not (isinstance(values, (list, tuple)) and values
+            and all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) for p in values)):
+        raise ConfigError(f"{where}: batch['position'] is {positions!r:.80}; expected the integer positions the "
+                          f"stream's samples carry (a tensor or list of ints), collated unchanged")
+    n, first = len(values), int(min(values))
     if n != local_batch:
         raise ConfigError(f"{where}: a batch of {n} samples, but this rank's slice of a global batch holds "
                           f"{local_batch} (global_batch / world size): use batch_size={local_batch}")
