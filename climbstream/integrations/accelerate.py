@@ -55,6 +55,11 @@ def prepare_loader(accelerator, stream, **loader_kwargs) -> DeviceLoader:
     require("accelerate", "climbstream.integrations.accelerate")
     check_stream(stream, "prepare_loader")
     layout = stream.layout
+    if accelerator.num_processes == 1 and layout.world_size > 1:
+        raise ConfigError(
+            f"prepare_loader: accelerate runs as 1 process of 1 but the stream reads rank {layout.rank} of "
+            f"{layout.world_size} (the launcher's environment): on a machine without GPUs create the Accelerator with "
+            f"cpu=True (Accelerator(cpu=not torch.cuda.is_available())) so that its processes form one group")
     if (layout.rank, layout.world_size) != (accelerator.process_index, accelerator.num_processes):
         raise ConfigError(
             f"prepare_loader: the stream reads data-parallel rank {layout.rank} of {layout.world_size}, but accelerate "
