@@ -54,6 +54,9 @@ def prepare_loader(accelerator, stream, **loader_kwargs) -> DeviceLoader:
     """
     require("accelerate", "climbstream.integrations.accelerate")
     check_stream(stream, "prepare_loader")
+    if not all(hasattr(accelerator, name) for name in ("register_for_checkpointing", "device", "num_processes")):
+        raise ConfigError(f"prepare_loader: accelerator: expected an accelerate.Accelerator, got "
+                          f"{type(accelerator).__name__}")
     layout = stream.layout
     if accelerator.num_processes == 1 and layout.world_size > 1:
         raise ConfigError(

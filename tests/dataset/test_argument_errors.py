@@ -85,3 +85,12 @@ def test_storage_as_the_documented_dict_reads_an_s3_corpus(mds_corpus, text_corp
     remote = ClimbStream(url, WEIGHTS, global_batch=B, seed=0, rank=0, world_size=1, storage=settings)
     local = ClimbStream(mds_corpus, WEIGHTS, global_batch=B, seed=0, rank=0, world_size=1)
     assert read_batches(remote, 3) == read_batches(local, 3)
+
+
+def test_prepare_loader_names_an_accelerator_that_is_not_one(stream):
+    pytest.importorskip("accelerate")
+    from climbstream.integrations.accelerate import prepare_loader
+
+    with pytest.raises(ConfigError, match=r"prepare_loader: accelerator: expected an accelerate.Accelerator, got str"):
+        prepare_loader("accelerator", stream)
+
