@@ -32,9 +32,9 @@ from numba import njit
 
 from climbstream.schedule.order import LanguageOrder, language_key
 from climbstream.schedule.schedule import Schedule, Stage
-from climbstream.schedule.weights import integer_weights
+from climbstream.schedule.weights import WEIGHT_TOTAL, integer_weights
 
-TOTAL = 2**32
+TOTAL = WEIGHT_TOTAL
 
 
 @njit(cache=True)

@@ -63,7 +63,7 @@ from climbstream.read.node_reads import DEFAULT_READ_WHOLE_WITHIN
 from climbstream.schedule.order import LanguageOrder, language_key
 from climbstream.schedule.partitioned import PartitionedOrders
 from climbstream.schedule.schedule import Schedule
-from climbstream.schedule.weights import integer_weights
+from climbstream.schedule.weights import WEIGHT_TOTAL, integer_weights
 from climbstream.stream.plan.plan import plan_range
 
 SHARD = 2000
@@ -228,7 +228,7 @@ def long_run(orders, nodes: int, sizes, weights, foreign_share: float, dense=Non
         if dense is not None and not dense[i]:
             whole[:] = False
         got = np.where(whole, s[None, :], own).sum(axis=1)
-        share = float(weights[i]) / 2**32
+        share = float(weights[i]) / WEIGHT_TOTAL
         ratio += share * got.sum() / s.sum()
         fraction += share * got / s.sum()
     return {"egress_per_trained": ratio + foreign_share,
@@ -243,7 +243,7 @@ def mosaic_metrics(nodes: int, block: int, horizon: int, sizes, weights) -> dict
     except ImportError:
         return None
     total = horizon * block
-    ratios = weights.astype(np.float64) / 2**32
+    ratios = weights.astype(np.float64) / WEIGHT_TOTAL
     choose = np.floor(ratios * total).astype(np.int64)
     choose[np.argmax(choose)] += total - choose.sum()
     units, unit_obj = [], []
@@ -286,7 +286,7 @@ def mosaic_metrics(nodes: int, block: int, horizon: int, sizes, weights) -> dict
 def dense_rule(orders, nodes: int, weights, block: int, within: float) -> np.ndarray:
     """bool[nodes, languages]: the reader's density test (`PartitionedOrders.window_batches`
     <= `within`); the same for every node, P = nodes."""
-    shares = weights.astype(np.float64) / 2**32
+    shares = weights.astype(np.float64) / WEIGHT_TOTAL
     fast = np.array([orders.window_batches(i, shares[i], block) <= within for i in range(len(orders))])
     return np.broadcast_to(fast, (nodes, fast.size))
 

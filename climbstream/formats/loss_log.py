@@ -31,19 +31,19 @@ from pathlib import Path
 import numpy as np
 
 from climbstream.errors import ClimbstreamError, check_version
+from climbstream.storage.metrics import LOADER_METRICS
 
 log = logging.getLogger(__name__)
 
 LOSS_LOG_VERSION = 1
 LANGUAGE_FIELDS = ("step", "position", "lang", "loss_mean", "tokens_interval", "tokens_total",
                    "samples_interval", "stage", "weight")
-LOADER_FIELDS = ("step", "position", "wait_s", "cache_hit_rate", "bytes_downloaded")
+LOADER_FIELDS = ("step", "position", *LOADER_METRICS)
 HELDOUT_FIELDS = ("step", "position", "lang", "loss_mean", "tokens", "samples")
 KINDS = {"language": LANGUAGE_FIELDS, "loader": LOADER_FIELDS, "heldout": HELDOUT_FIELDS}
 # Every column CsvSink writes, in order; absent fields are empty cells.
 CSV_COLUMNS = ("version", "kind", "step", "position", "lang", "loss_mean", "tokens_interval",
-               "tokens_total", "samples_interval", "stage", "weight", "tokens", "samples",
-               "wait_s", "cache_hit_rate", "bytes_downloaded")
+               "tokens_total", "samples_interval", "stage", "weight", "tokens", "samples", *LOADER_METRICS)
 _INT_FIELDS = {"version", "step", "position", "tokens_interval", "tokens_total",
                "samples_interval", "tokens", "samples", "bytes_downloaded"}
 _REQUIRED = {"language": ("step", "lang", "loss_mean", "tokens_interval", "tokens_total"),
@@ -63,7 +63,7 @@ def classify(record: Mapping, where: str) -> str:
             return "language"
         if "lang" in record and "loss_mean" in record:
             return "heldout"
-        if "wait_s" in record or "cache_hit_rate" in record or "bytes_downloaded" in record:
+        if any(k in record for k in LOADER_METRICS):
             return "loader"
         raise LossLogError(f"{where}: a line with no 'kind' and neither language nor loader fields; "
                            f"is this a climbstream loss log?")

@@ -6,6 +6,7 @@
                  registered for save_state / load_state
 - lightning.py   ClimbCallback: marks each step Lightning trains on and keeps the stream's
                  state in the Lightning checkpoint
+- collate.py     causal_lm_collate, split_bookkeeping: batches as trainers expect them
 - torchtitan.py  ClimbTitanDataloader: torchtitan's ParallelAwareDataloader over the stream,
                  resumable at another data-parallel degree
 

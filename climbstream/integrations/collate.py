@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-BOOKKEEPING = ("position", "lang", "shard", "index")
+from climbstream.stream.iteration.sample import BOOKKEEPING_FIELDS as BOOKKEEPING
 
 
 def causal_lm_collate(samples: Sequence[dict]) -> dict:

@@ -12,7 +12,7 @@ sees a manifest whose shards are not all there.
 
 Languages are independent, so they are the unit of parallel work: `workers=N` runs N
 processes on one machine, and `part="i/N"` prepares one of N parts on one of N machines
-(formats/parts.py), both writing the same bytes as one process would.
+(prepare/parts.py), both writing the same bytes as one process would.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def prepare(corpus: Corpus, out: str, *, fmt: str = "mds", seq_len: int = DEFAUL
     `workers` processes prepare languages side by side (a language is one process's work,
     so the output is the same bytes whatever `workers` is). `part="i/N"` prepares only
     the i-th of N parts of the languages and writes a part manifest; `merge_parts` (the
-    CLI's `manifest --merge`) joins the N parts (see formats/parts.py).
+    CLI's `manifest --merge`) joins the N parts (see prepare/parts.py).
     """
     if fmt not in ("mds", "wds"):
         raise ConfigError(f"format must be 'mds' or 'wds', got {fmt!r}")

@@ -1,7 +1,7 @@
 """Where a sample's bytes come from: a file read in place, a held cached shard, or ranges.
 
 Each source reads bytes [start, end) of one shard and raises ShardFormatError naming the
-shard when fewer come back. The reader picks one per read (formats/read_modes.py says
+shard when fewer come back. The reader picks one per read (read/read_modes.py says
 which mode a corpus is read in); the sample formats (mds_samples.py, tar_samples.py) only
 ever see this interface.
 """

@@ -9,7 +9,7 @@ sums their counters.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from climbstream.storage.metrics import COUNTERS
 
@@ -19,8 +19,9 @@ TRAIN = "train"
 class CorpusReader:
     """Routes reads and prefetch hints to the reader of the language's manifest."""
 
-    def __init__(self, view, readers: Sequence):
-        self.view = view
+    def __init__(self, source_of: Mapping[str, int], readers: Sequence):
+        """`source_of[name]`: the index in `readers` of the reader of language `name`'s manifest."""
+        self.source_of = dict(source_of)
         self.readers = list(readers)
         self.may_read_ranges = any(r.may_read_ranges for r in self.readers)  # else fetch_ranges has nothing to do
 
@@ -28,14 +29,14 @@ class CorpusReader:
                   whole: bool = True):
         """(tokens, {column: value}) of sample `index` of shard `shard` of language `name`
         (see SampleReader.read_with; `whole=False`: this node does not read the shard whole)."""
-        return self.readers[self.view._source_of[name]].read_with(name, split, shard, index, columns, whole)
+        return self.readers[self.source_of[name]].read_with(name, split, shard, index, columns, whole)
 
     def fetch_ranges(self, reads: Sequence[tuple[str, int, int, bool]], split: str = TRAIN) -> None:
         """A batch's (name, shard, index, whole) in read order: each reader fetches its range
         reads among them concurrently (SampleReader.fetch_ranges)."""
         per_source: dict[int, list] = {}
         for name, shard, index, whole in reads:
-            per_source.setdefault(self.view._source_of[name], []).append((name, split, shard, index, whole))
+            per_source.setdefault(self.source_of[name], []).append((name, split, shard, index, whole))
         for i, items in per_source.items():
             self.readers[i].fetch_ranges(items)
 
@@ -57,7 +58,7 @@ class CorpusReader:
         """
         per_source: dict[int, list] = {}
         for i, (name, shard) in enumerate(upcoming):
-            source = self.view._source_of[name]
+            source = self.source_of[name]
             if whole is not None and not whole[i] and self.readers[source].unowned_by_range:
                 continue
             per_source.setdefault(source, []).append((name, split, shard))

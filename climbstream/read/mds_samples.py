@@ -43,6 +43,11 @@ class MdsSamples:
         extra = {name: column_value(decode_column(sample, header, name, where)) for name in columns}
         return decode_column(sample, header, self.tokens_field, where).reshape(-1), extra
 
+    def cached_urls(self) -> list[str]:
+        """The shards whose parsed headers this process keeps, least recently used first."""
+        with self._lock:
+            return list(self._headers)
+
     def __getstate__(self) -> dict:
         return {"tokens_field": self.tokens_field}  # headers and lock are per process
 

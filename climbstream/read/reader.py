@@ -132,7 +132,7 @@ class SampleReader:
 
     def _reset(self) -> bool:
         self._files: OrderedDict[str, int] = OrderedDict()
-        self._max_open_files = max_open_files(len(self.manifest.languages), self.window_shards)
+        self.open_file_limit = max_open_files(len(self.manifest.languages), self.window_shards)
         self._checked: set[str] = set()  # local shards found inside the corpus folder, once per process
         self._verified: set[str] = set()
         self.samples.forget()
@@ -404,7 +404,7 @@ class SampleReader:
                 raise
             self._verified.add(info.url)
         self._files[info.url] = fd
-        while len(self._files) > self._max_open_files:
+        while len(self._files) > self.open_file_limit:
             _, old = self._files.popitem(last=False)
             os.close(old)
         return fd

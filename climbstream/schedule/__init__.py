@@ -1,5 +1,7 @@
 """The schedule: which language, and which sample of it, sits at global position p.
 
+- `weights.py`   WEIGHT_TOTAL, ratios -> integer weights, the one check of a stage's weights
+- `warm.py`      every compiled kernel loaded before DataLoader workers fork
 - `schedule.py`  Schedule, Stage: block-exact staged mixing, random access by position
 - `order.py`     LanguageOrder, language_key: the k-th draw of a language -> (shard, index, epoch)
 - `tree.py`      the Huffman tree that splits a stage's positions among languages

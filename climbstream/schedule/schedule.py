@@ -32,13 +32,13 @@ from climbstream.errors import ScheduleError
 from climbstream.schedule import kernels
 from climbstream.schedule.rng import TAG_SCHEDULE, chain_key
 from climbstream.schedule.tree import MixingTree, build_tree
-from climbstream.schedule.weights import WEIGHT_TOTAL
+from climbstream.schedule.weights import check_integer_weights
 
 logger = logging.getLogger(__name__)
 
 # Bump when any stream this module produces changes for the same inputs.
 ALGORITHM_VERSION = 1
-_MAX_POSITION = 2**62
+MAX_POSITION = 2**62  # the largest position a stream has: the one bound, checked by the config and the state
 
 
 def _check_weights(weights, where: str) -> np.ndarray:
@@ -58,19 +58,7 @@ def _check_weights(weights, where: str) -> np.ndarray:
             f"{where}: weights have dtype {array.dtype}; they must be integers summing to 2**32 "
             "(turn ratios into them with climbstream.schedule.weights.integer_weights)"
         )
-    values = [int(x) for x in array.tolist()]
-    negative = [i for i, x in enumerate(values) if x < 0]
-    if negative:
-        raise ScheduleError(
-            f"{where}: weight of language {negative[0]} is {values[negative[0]]}; weights must be >= 0"
-        )
-    total = sum(values)
-    if total != WEIGHT_TOTAL:
-        raise ScheduleError(
-            f"{where}: weights sum to {total}, not 2**32 = {WEIGHT_TOTAL}; derive them from ratios "
-            "with climbstream.schedule.weights.integer_weights"
-        )
-    out = np.array(values, dtype=np.uint64)
+    out = np.array(check_integer_weights(array.tolist(), where), dtype=np.uint64)
     out.flags.writeable = False
     return out
 
@@ -108,7 +96,7 @@ def _check_position(value, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ScheduleError(f"{what} {value!r}: must be an integer stream position")
     value = int(value)
-    if not 0 <= value < _MAX_POSITION:
+    if not 0 <= value < MAX_POSITION:
         raise ScheduleError(f"{what} {value}: must be in [0, 2**62)")
     return value
 

@@ -11,9 +11,30 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from climbstream.errors import ConfigError
+from climbstream.errors import ConfigError, ScheduleError
 
 WEIGHT_TOTAL = 2**32
+
+
+def check_integer_weights(values, where: str, error: type[Exception] = ScheduleError) -> list[int]:
+    """`values` as ints if every one is >= 0 and they sum to WEIGHT_TOTAL, else `error` (a
+    ScheduleError; a loaded state: a StateError) naming `where` and the fix: the one sum check."""
+    values = [int(x) for x in values]
+    negative = [i for i, x in enumerate(values) if x < 0]
+    if negative:
+        raise error(f"{where}: weight of language {negative[0]} is {values[negative[0]]}; weights must be >= 0")
+    total = sum(values)
+    if total != WEIGHT_TOTAL:
+        raise error(f"{where}: weights sum to {total}, not 2**32 = {WEIGHT_TOTAL}; derive them from ratios "
+                    "with climbstream.schedule.weights.integer_weights")
+    return values
+
+
+def are_integer_weights(values) -> bool:
+    """True for ints (not bools) that pass `check_integer_weights`: weights as a state holds them."""
+    values = list(values)
+    return bool(values) and all(isinstance(v, int) and not isinstance(v, bool) for v in values) \
+        and all(v >= 0 for v in values) and sum(values) == WEIGHT_TOTAL
 
 
 def integer_weights(ratios: Mapping[str, float], where: str = "weights") -> dict[str, int]:

@@ -10,5 +10,7 @@
 - retry.py     which failures are retried (backoff with jitter) and the errors raised
 - cache.py     ShardCache: one download per machine, fcntl locks, LRU within a limit
 - prefetch.py  Prefetcher: fetch the shards wanted next, `depth` ahead, in order
-- metrics.py   wait_s, cache_hit_rate, bytes_downloaded for the loss log
+- metrics.py   the loader counters and their names (COUNTERS, LOADER_METRICS) for the loss log
+- cache_location.py where the cache lives when none is named; process_local.py state made per process
+- redact.py    signatures and secrets taken out of log lines
 """

@@ -158,7 +158,7 @@ class ShardCache:
         while True:
             fd = self._lock_entry(key, fcntl.LOCK_SH)
             try:
-                if self._is_complete(key, entry_size, sha256):
+                if self.is_complete(key, entry_size, sha256):
                     shard, fd = self._handed_over(url, key, fd, downloaded), None
                     return shard
             finally:
@@ -170,9 +170,9 @@ class ShardCache:
             try:
                 use_fd = self._lock_entry(key, fcntl.LOCK_SH)  # keeps eviction off the entry being filled
                 try:
-                    if not self._is_complete(key, entry_size, sha256):
+                    if not self.is_complete(key, entry_size, sha256):
                         downloaded += self._fill(key, url, store, size, sha256, unpack)
-                    if self._is_complete(key, entry_size, sha256):  # hand over the use lock already held
+                    if self.is_complete(key, entry_size, sha256):  # hand over the use lock already held
                         shard, use_fd = self._handed_over(url, key, use_fd, downloaded), None
                         return shard
                 finally:
@@ -205,7 +205,7 @@ class ShardCache:
 
     def usage_bytes(self) -> int:
         """Bytes of the shards this cache holds or is downloading, on the whole machine."""
-        return sum(entry["bytes"] for entry in self._scan())
+        return sum(entry["bytes"] for entry in self.entries())
 
     # -- internals ---------------------------------------------------------------------
     def _data_path(self, key: str) -> str:
@@ -229,6 +229,14 @@ class ShardCache:
                 f"manifest was written: rerun 'climbstream manifest' on its corpus"
             )
         return CachedShard(url, path, hit=True)
+
+    def in_use(self, url: str) -> bool:
+        """True while some reader holds the shard of `url` (its shared use lock): eviction skips it."""
+        fd = self._lock_entry(self.key(url), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if fd is None:
+            return True
+        os.close(fd)
+        return False
 
     def _lock_entry(self, key: str, mode: int, kind: str = _USE) -> int | None:
         """An fd holding flock `mode` on the shard's `kind` lock file (None if LOCK_NB would block).
@@ -272,8 +280,9 @@ class ShardCache:
         os.replace(tmp, path)
         self._touch(key)
 
-    def _is_complete(self, key: str, size: int | None, sha256: str | None) -> bool:
-        """Whether the entry is downloaded, verified, and matches `size` and `sha256`.
+    def is_complete(self, key: str, size: int | None, sha256: str | None) -> bool:
+        """Whether the entry is downloaded, verified, and matches `size` and `sha256`: what `open`
+        asks before and after it waits for a download (a test replaces it to stage a race).
 
         The index entry is read once per data file: a file this process found complete is
         remembered by inode, size and mtime, and a later call that finds the same file
@@ -366,7 +375,7 @@ class ShardCache:
         fd = os.open(os.path.join(self.root, "cache.lock"), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            others = [e for e in self._scan() if e["key"] != key]
+            others = [e for e in self.entries() if e["key"] != key]
             excess = sum(e["bytes"] for e in others) + marker["bytes"] - self.limit_bytes
             if excess > 0:
                 excess -= self._evict(others, excess)
@@ -391,7 +400,7 @@ class ShardCache:
         fd = os.open(os.path.join(self.root, "cache.lock"), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            entries = self._scan()
+            entries = self.entries()
             excess = sum(e["bytes"] for e in entries) - self.limit_bytes
             if excess > 0:
                 excess -= self._evict(entries, excess)
@@ -424,7 +433,8 @@ class ShardCache:
             log.debug("cache %s: evicted %s (%d bytes)", self.root, entry.get("url"), entry["bytes"])
         return freed
 
-    def _scan(self) -> list[dict]:
+    def entries(self) -> list[dict]:
+        """The index entries of the shards in the cache (each with its url, key and bytes)."""
         entries = []
         index_dir = os.path.join(self.root, "index")
         for name in os.listdir(index_dir):

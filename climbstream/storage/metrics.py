@@ -10,7 +10,10 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-COUNTERS = ("wait_s", "bytes_downloaded", "cache_hits", "cache_misses")  # what readers count, summed over workers
+# The one list of loader counter names: what readers count (summed over workers by the
+# stream's SharedControl), and what the loss log's "loader" line carries (formats/loss_log.py).
+COUNTERS = ("wait_s", "bytes_downloaded", "cache_hits", "cache_misses")
+LOADER_METRICS = ("wait_s", "cache_hit_rate", "bytes_downloaded")
 
 
 @dataclass
@@ -51,6 +54,7 @@ def hit_rate(cache_hits: float, cache_misses: float) -> float:
 
 
 def summarize(wait_s: float, cache_hits: int, cache_misses: int, bytes_downloaded: int) -> dict:
+    """The counts, and the hit rate derived from them (LOADER_METRICS plus the two lookup counts)."""
     return {
         "wait_s": wait_s,
         "cache_hit_rate": hit_rate(cache_hits, cache_misses),

@@ -61,6 +61,14 @@ _sessions: dict[tuple, Any] = {}
 _sessions_lock = threading.Lock()
 
 
+def forget_sessions() -> None:
+    """Drop this process's boto3 sessions. They are made once per process and credentials, so a
+    process that changes its AWS profile or configuration files mid-run calls this to have the
+    next store read them again."""
+    with _sessions_lock:
+        _sessions.clear()
+
+
 def _new_sessions_lock() -> None:
     global _sessions_lock
     _sessions_lock = threading.Lock()  # the parent's may have been held by a thread not copied
@@ -150,8 +158,9 @@ class S3Store(ObjectStore):
         return client
 
     # -- direct GETs -------------------------------------------------------------------
-    def _getter(self, bucket: str) -> DirectGetter | None:
-        """This process's DirectGetter for `bucket`, or None where GETs go through boto3."""
+    def direct_getter(self, bucket: str) -> DirectGetter | None:
+        """This process's DirectGetter for `bucket`, or None where GETs go through boto3 (which path a
+        bucket's GETs take; made once per process and bucket)."""
         state = self._process.get()
         if bucket in state.getters:
             return state.getters[bucket]
@@ -239,7 +248,7 @@ class S3Store(ObjectStore):
             kwargs["Range"] = f"bytes={start}-" + ("" if end is None else str(end - 1))
 
         def read() -> bytes:
-            getter = self._getter(bucket)
+            getter = self.direct_getter(bucket)
             if getter is not None:
                 try:
                     return getter.get(key, start, end)
@@ -263,7 +272,7 @@ class S3Store(ObjectStore):
 
     def _iter_chunks(self, url: str) -> Iterator[bytes]:
         bucket, key = split_s3_url(url)
-        getter = self._getter(bucket)
+        getter = self.direct_getter(bucket)
         if getter is not None:
             chunks = getter.iter_chunks(key)
             try:

@@ -7,7 +7,7 @@ Grouped by concern, so a change has one place to go:
 - corpus_view.py  CorpusView: the manifests of one or more sources as one corpus, its orders
 - plan/           what each position is, as a pure function (no I/O): Cursor, Plan, Planner,
                   Layout (which positions a rank and worker read), the partition count P
-- state/          the saved state and the consumed position: its format and checks, the codec,
+- state/          the saved state and the consumed position: saved_state.py (format, keys, codec),
                   the state inside a StatefulDataLoader's, Consumption, SharedControl
 - iteration/      one pass in one process: StreamIterator, its StreamContext, ClimbDataLoader,
                   this process's readers, the sample dict, closing readers at worker exit

@@ -106,7 +106,7 @@ class CorpusView:
         from climbstream.read.corpus_reader import CorpusReader
         from climbstream.read.reader import open_reader
 
-        return CorpusReader(self, [open_reader(m, **options) for m in self.manifests])
+        return CorpusReader(self._source_of, [open_reader(m, **options) for m in self.manifests])
 
 
 class EmptyOrder:

@@ -35,20 +35,22 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from climbstream.errors import ConfigError, ScheduleError
+from climbstream.ranks import data_parallel_rank_and_size, distributed_rank_and_size
+from climbstream.ranks import ranks_per_node as resolve_ranks_per_node
 from climbstream.schedule.warm import warm_kernels
-from climbstream.schedule.weights import WEIGHT_TOTAL, integer_weights
+from climbstream.schedule.weights import are_integer_weights, integer_weights
 from climbstream.read.node_reads import DEFAULT_READ_WHOLE_WITHIN, check_nodes
 from climbstream.stream.config.arguments import (check_coordinates, check_reader_arguments, stream_sources,
                                                   stream_storage)
 from climbstream.stream.config.checks import MAX_GLOBAL_BATCH, MAX_POSITION, MAX_SEED, check_int, is_number
-from climbstream.stream.consumers.consumer import check_consumer, find_consumer, refused
+from climbstream.stream.consumers.consumer import check_consumer, check_loader, find_consumer, refused
 from climbstream.stream.state.consumption import Consumption
 from climbstream.stream.iteration.context import StreamContext
 from climbstream.stream.state.control import SharedControl
 from climbstream.stream.corpus_view import CorpusView
 from climbstream.stream.plan.cursor import Cursor
 from climbstream.stream.iteration.iterator import StreamIterator
-from climbstream.stream.plan.layout import Layout, data_parallel_rank_and_size, distributed_rank_and_size
+from climbstream.stream.plan.layout import Layout
 from climbstream.stream.iteration.loader import first_position
 from climbstream.stream.state.loader_state import stream_state_of
 from climbstream.stream.plan.plan import Plan
@@ -57,7 +59,7 @@ from climbstream.stream.plan.planner import Planner
 from climbstream.stream.iteration.process_readers import ProcessReaders
 from climbstream.stream.iteration.sample import SAMPLE_FIELDS
 from climbstream.stream.consumers.shard_padding import pad_for_shard
-from climbstream.stream.state.state_codec import StateCodec, stage_dicts
+from climbstream.stream.state.saved_state import StateCodec, stage_dicts
 from climbstream.stream.config.weight_spec import resolve_ratios
 from climbstream.stream.iteration.worker_exit import on_worker_exit
 
@@ -158,7 +160,8 @@ class ClimbStream(IterableDataset):
         self.corpus = CorpusView.load(sources, storage)
         self.languages: list[str] = self.corpus.languages
         self.columns = _check_columns(columns, self.corpus)
-        self.ranks_per_node = _ranks_per_node(ranks_per_node)
+        self.ranks_per_node = resolve_ranks_per_node(
+            None if ranks_per_node is None else check_int("ranks_per_node", ranks_per_node, 1, 1 << 16))
         self.epoch_cap = epoch_cap
         self.on_epoch_cap = on_epoch_cap
         self.window_shards = int(window_shards)
@@ -251,13 +254,8 @@ class ClimbStream(IterableDataset):
         """
         from climbstream.stream.iteration.loader import ClimbDataLoader
 
-        if kwargs.setdefault("batch_size", self.local_batch) != self.local_batch:
-            raise ConfigError(
-                f"DataLoader batch_size {kwargs['batch_size']} != global_batch {self.global_batch} / "
-                f"world size {self.layout.world_size} = {self.local_batch}"
-            )
-        if kwargs.get("in_order") is False:
-            raise ConfigError("in_order=False: batches must reach the loop in stream order for exact resume")
+        check_loader(kwargs.setdefault("batch_size", self.local_batch), kwargs.get("in_order", True),
+                     self.global_batch, self.layout.world_size)
         return ClimbDataLoader(self, **kwargs)
 
     def follow_steps(self) -> None:
@@ -439,8 +437,7 @@ class ClimbStream(IterableDataset):
 
     # -- helpers --------------------------------------------------------------------------
     def _weights_array(self, weights, where: str) -> np.ndarray:
-        if isinstance(weights, Mapping) and weights and all(isinstance(v, int) for v in weights.values()) \
-                and sum(weights.values()) == WEIGHT_TOTAL and all(v >= 0 for v in weights.values()):
+        if isinstance(weights, Mapping) and are_integer_weights(weights.values()):
             resolve_ratios(weights, self.corpus.token_counts(), where)
             ints = {str(k): int(v) for k, v in weights.items()}
         else:
@@ -507,16 +504,3 @@ def _check_columns(columns, corpus: CorpusView) -> tuple[str, ...]:
         raise ConfigError(f"columns: {tar[0]} is a tar corpus, whose manifest indexes only the token member; "
                           f"extra columns need MDS shards")
     return tuple(dict.fromkeys(columns))
-
-
-def _ranks_per_node(value: int | None) -> int:
-    """The explicit setting, else torchrun's LOCAL_WORLD_SIZE, else 1."""
-    if value is None:
-        env = os.environ.get("LOCAL_WORLD_SIZE")
-        if env is None:
-            return 1
-        if not env.isdigit() or int(env) < 1:
-            raise ConfigError(f"LOCAL_WORLD_SIZE={env!r} in the environment is not a positive integer; "
-                              f"fix it or pass ranks_per_node")
-        return int(env)
-    return check_int("ranks_per_node", value, 1, 1 << 16)

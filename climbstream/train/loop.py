@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from climbstream.errors import ConfigError, StateError
+from climbstream.schedule.weights import WEIGHT_TOTAL
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +245,7 @@ def _summary(cfg, stream, tracker, reweighter, step, seconds, model) -> dict:
         "params": model.non_embedding_params(),
         "tokens_per_language": dict(tracker.tokens_total),
         "final_heldout_loss": final,
-        "stages": [{**s, "ratios": {n: round(w / 2**32, 6) for n, w in s["weights"].items()}}
+        "stages": [{**s, "ratios": {n: round(w / WEIGHT_TOTAL, 6) for n, w in s["weights"].items()}}
                    for s in stream.stages()],  # integer weights as the state holds them, and as ratios
         "resolves": reweighter.decisions if reweighter is not None else [],
         "out_dir": cfg.out_dir,

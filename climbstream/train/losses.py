@@ -22,6 +22,7 @@ import torch
 
 from climbstream.errors import ConfigError, StateError, check_version
 from climbstream.formats.loss_log import LOSS_LOG_VERSION
+from climbstream.storage.metrics import LOADER_METRICS
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,12 @@ class LanguageLossTracker:
             sums = loss * count
         return sums, count
 
+    @property
+    def accumulator(self) -> torch.Tensor | None:
+        """The on-device sums of the interval (loss, tokens, samples per language; detached, never
+        synchronized before a flush), None before the first update."""
+        return self._acc
+
     def _accumulator(self, device) -> torch.Tensor:
         if self._acc is None:
             device = self._device or (torch.device(device) if device is not None else self._collective_device())
@@ -212,7 +219,7 @@ class LanguageLossTracker:
                             "weight": self._weights[name] if self._weights else None})
         if self._loader is not None:
             metrics = {k: v.item() if hasattr(v, "item") else v for k, v in self._loader.items()}
-            records.append({"wait_s": None, "cache_hit_rate": None, "bytes_downloaded": None, **metrics,
+            records.append({**dict.fromkeys(LOADER_METRICS), **metrics,
                             "version": LOSS_LOG_VERSION, "kind": "loader", "step": self._label,
                             "position": position})
             self._loader = None

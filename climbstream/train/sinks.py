@@ -2,7 +2,7 @@
 
 A sink has `write(records)`, `flush()` and `close()`. The tracker calls `write` on every
 rank with the same, already all-reduced records; the file sinks write only on global
-rank 0 (torch.distributed's rank when initialized, else the RANK variable), and open
+rank 0 (climbstream/ranks.py: torch.distributed's rank when initialized, else the RANK variable), and open
 their file lazily, so other ranks never create one. JSONL and CSV files are appended to,
 so a resumed run continues the same log (see climbstream.formats.loss_log for how a reader
 treats re-logged steps). Record fields are documented in formats/loss_log.py.
@@ -20,24 +20,13 @@ from pathlib import Path
 
 from climbstream.errors import ClimbstreamError
 from climbstream.formats.loss_log import CSV_COLUMNS
+from climbstream.ranks import global_rank
 
 log = logging.getLogger(__name__)
 
 
 class SinkError(ClimbstreamError):
     """A sink that cannot be created or written (names the path and what to do)."""
-
-
-def global_rank() -> int:
-    """torch.distributed's global rank when initialized, else $RANK, else 0."""
-    try:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_rank()
-    except ImportError:
-        pass
-    return int(os.environ.get("RANK", "0"))
 
 
 def _json_safe(value):

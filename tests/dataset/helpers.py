@@ -1,11 +1,40 @@
-"""Small helpers shared by the dataset tests: read batches and describe them comparably."""
+"""Small helpers shared by the dataset tests: build a stream, read batches, describe them comparably,
+and a free port for a process group."""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import socket
 
 import torch
+
+from climbstream import ClimbStream
+from tests.corpora import WEIGHTS
+
+
+def stream_of(corpus, *, seed: int = 7, global_batch: int = 16, weights=WEIGHTS, rank: int = 0, world_size: int = 1,
+              **kwargs) -> ClimbStream:
+    """The dataset tests' stream: rank 0 of 1 unless told, WEIGHTS, B = 16."""
+    return ClimbStream(corpus, weights, global_batch=global_batch, seed=seed, rank=rank, world_size=world_size,
+                       **kwargs)
+
+
+def batches_from(loader, n: int) -> list:
+    """The first `n` batches of one iterator over `loader`, as collated."""
+    return list(itertools.islice(loader, n))
+
+
+def described_from(loader, n: int) -> list[dict]:
+    """`describe_batch` of each of the first `n` batches of one iterator over `loader`."""
+    return [describe_batch(b) for b in batches_from(loader, n)]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listened on a moment ago (for MASTER_PORT)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def sample_key(tokens: torch.Tensor, lang: int, shard: int, index: int) -> tuple:

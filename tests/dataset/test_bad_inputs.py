@@ -55,6 +55,8 @@ def test_huge_weights_are_ratios_like_any_other(mds_corpus):
     ({"position": 1e30}, "position: expected an integer in [0, 4611686018427387904], got 1e+30"),
     ({"stages": None}, "stages: expected a list of {start, weights} mappings, got None"),
     ({"seed": -4}, "seed: expected an integer in [0, 9223372036854775807], got -4"),
+    ({"stages": [{"start": 0, "weights": {"aa": 2**31, "bb": 2**31, "cc": 1, "dd": 0}}]},
+     "stages[0]: weights sum to 4294967297, not 2**32 = 4294967296; derive them from ratios"),
 ])
 def test_a_bad_saved_state_is_one_line_naming_the_field(mds_corpus, tmp_path, capsys, edit, message):
     config = config_file(tmp_path, mds_corpus)

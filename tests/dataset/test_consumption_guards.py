@@ -6,37 +6,27 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from climbstream import ClimbStream
 from climbstream.errors import ConfigError, StateError
 from tests.corpora import WEIGHTS
 
-from .helpers import read_batches
+from .helpers import batches_from, read_batches, stream_of
 
 B = 16
 
 
-def stream_of(corpus):
-    return ClimbStream(corpus, WEIGHTS, global_batch=B, seed=1, rank=0, world_size=1)
-
-
 def test_identically_seeded_loaders_still_continue_the_stream(mds_corpus):
-    s = stream_of(mds_corpus)
+    s = stream_of(mds_corpus, seed=1)
     seen = []
     for _ in range(3):  # a fresh loader each time, seeded the same: same base seed per iterator
         loader = s.dataloader(num_workers=2, generator=torch.Generator().manual_seed(0))
-        for batch in read_batches_from(loader, 2):
+        for batch in batches_from(loader, 2):
             seen.extend(batch["position"].tolist())
             s.mark_consumed(batch)
     assert seen == list(range(6 * B))
 
 
-def read_batches_from(loader, n):
-    it = iter(loader)
-    return [next(it) for _ in range(n)]
-
-
 def test_out_of_order_batches_are_refused(mds_corpus):
-    s = stream_of(mds_corpus)
+    s = stream_of(mds_corpus, seed=1)
     with pytest.raises(ConfigError, match="in_order=False"):
         s.dataloader(in_order=False)
     # a plain DataLoader with workers: only mark_consumed tells the stream what was consumed
@@ -50,7 +40,7 @@ def test_out_of_order_batches_are_refused(mds_corpus):
 
 
 def test_the_loaders_own_batches_move_the_position_without_mark_consumed(mds_corpus):
-    s = stream_of(mds_corpus)
+    s = stream_of(mds_corpus, seed=1)
     it = iter(s.dataloader(num_workers=2))
     next(it)
     second = next(it)
@@ -60,7 +50,7 @@ def test_the_loaders_own_batches_move_the_position_without_mark_consumed(mds_cor
 
 
 def test_a_plain_multi_worker_loader_without_mark_consumed_leaves_no_silent_position(mds_corpus):
-    s = stream_of(mds_corpus)
+    s = stream_of(mds_corpus, seed=1)
     it = iter(DataLoader(s, batch_size=B, num_workers=2))
     for _ in range(3):
         next(it)
@@ -69,7 +59,7 @@ def test_a_plain_multi_worker_loader_without_mark_consumed_leaves_no_silent_posi
             ask()
     del it
     # a plain loader in the main process (num_workers=0) is followed: its iterator moves the position
-    t = stream_of(mds_corpus)
+    t = stream_of(mds_corpus, seed=1)
     plain = iter(DataLoader(t, batch_size=B, num_workers=0))
     for _ in range(3):
         next(plain)
@@ -77,7 +67,7 @@ def test_a_plain_multi_worker_loader_without_mark_consumed_leaves_no_silent_posi
 
 
 def test_batches_prefetched_before_add_stage_cannot_be_consumed(mds_corpus):
-    s = stream_of(mds_corpus)
+    s = stream_of(mds_corpus, seed=1)
     it = iter(s.dataloader(num_workers=2))
     s.mark_consumed(next(it))
     s.add_stage({"aa": 0.1, "bb": 0.1, "cc": 0.1, "dd": 0.7})
@@ -90,7 +80,7 @@ def test_batches_prefetched_before_add_stage_cannot_be_consumed(mds_corpus):
 
 
 def test_workers_of_a_plain_loader_stop_producing_under_replaced_stages(mds_corpus):
-    s = stream_of(mds_corpus)
+    s = stream_of(mds_corpus, seed=1)
     it = iter(DataLoader(s, batch_size=B, num_workers=2, prefetch_factor=1))
     s.mark_consumed(next(it))
     s.add_stage({"aa": 0.1, "bb": 0.1, "cc": 0.1, "dd": 0.7})

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 
 import torch.multiprocessing as mp
 
 from climbstream import ClimbStream
 
 from tests.corpora import WEIGHTS
-from .helpers import by_position, read_batches
+from .helpers import by_position, free_port, read_batches
 
 B = 16
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _rank_main(rank: int, world: int, port: int, corpus: str, out_dir: str) -> None:
@@ -39,7 +32,7 @@ def _rank_main(rank: int, world: int, port: int, corpus: str, out_dir: str) -> N
 
 
 def test_two_gloo_ranks_cover_each_global_batch_exactly_once(mds_corpus, tmp_path):
-    mp.spawn(_rank_main, args=(2, _free_port(), mds_corpus, str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_rank_main, args=(2, free_port(), mds_corpus, str(tmp_path)), nprocs=2, join=True)
     results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     for r, res in enumerate(results):
         for b, batch in enumerate(res["batches"]):

@@ -10,7 +10,7 @@ from climbstream.errors import ConfigError
 from climbstream.stream.config.stream_config import StreamConfig
 
 from tests.corpora import WEIGHTS
-from .helpers import by_position, read_batches
+from .helpers import batches_from, by_position, described_from, read_batches
 
 B = 16
 
@@ -55,19 +55,11 @@ def test_the_state_carries_p_and_a_resume_on_another_world_size_continues_the_st
 def test_persistent_workers_see_p_of_a_state_loaded_after_they_started(mds_corpus):
     stream = ClimbStream(mds_corpus, WEIGHTS, global_batch=B, seed=3, rank=0, world_size=1)
     loader = stream.dataloader(num_workers=2, persistent_workers=True)
-    read_batches_from(loader, 2)  # the workers now exist, made with P = 1
+    batches_from(loader, 2)  # the workers now exist, made with P = 1
     partitioned = ClimbStream(mds_corpus, WEIGHTS, global_batch=B, seed=3, rank=0, world_size=1, partitions=4)
     read_batches(partitioned, 2)
     stream.load_state_dict(partitioned.state_dict())
-    assert _read_keys(read_batches_from(loader, 3)) == _plan_keys(partitioned, 2 * B, 5 * B)
-
-
-def read_batches_from(loader, n: int) -> list[dict]:
-    from itertools import islice
-
-    from .helpers import describe_batch
-
-    return [describe_batch(b) for b in islice(loader, n)]
+    assert _read_keys(described_from(loader, 3)) == _plan_keys(partitioned, 2 * B, 5 * B)
 
 
 def test_a_state_without_partitions_is_the_unpartitioned_order(mds_corpus):

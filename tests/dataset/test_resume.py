@@ -13,15 +13,9 @@ from climbstream.errors import StateError
 from climbstream.formats.manifest import to_json
 
 from tests.corpora import WEIGHTS
-from .helpers import by_position, read_batches
+from .helpers import by_position, read_batches, stream_of
 
 B = 16
-
-
-def stream_of(corpus, **kw):
-    kw.setdefault("rank", 0)
-    kw.setdefault("world_size", 1)
-    return ClimbStream(corpus, kw.pop("weights", WEIGHTS), global_batch=B, seed=7, **kw)
 
 
 @pytest.fixture(scope="module")

@@ -13,18 +13,12 @@ import json
 import pytest
 from torchdata.stateful_dataloader import StatefulDataLoader
 
-from climbstream import ClimbStream
 from climbstream.errors import StateError
-from tests.corpora import WEIGHTS
 
-from .helpers import by_position, describe_batch, read_batches
+from .helpers import by_position, describe_batch, described_from, read_batches, stream_of
 
 B = 16
 FIRST, REST = 7, 6
-
-
-def stream_of(corpus):
-    return ClimbStream(corpus, WEIGHTS, global_batch=B, seed=7, rank=0, world_size=1)
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +30,6 @@ def loader_of(stream, num_workers, persistent=False, context=None, **kw):
     if num_workers:
         kw.update(persistent_workers=persistent, multiprocessing_context=context)
     return StatefulDataLoader(stream, batch_size=B, num_workers=num_workers, **kw)
-
-
-def take(loader, n):
-    return [describe_batch(b) for b in itertools.islice(loader, n)]
 
 
 @pytest.mark.parametrize(
@@ -54,7 +44,7 @@ def test_stateful_dataloader_resumes_exactly(mds_corpus, uninterrupted, num_work
     del it
     again = loader_of(stream_of(mds_corpus), num_workers, persistent, context)
     again.load_state_dict(state)
-    rest = take(again, REST)
+    rest = described_from(again, REST)
     assert rest[0]["positions"][0] == FIRST * B
     assert by_position(first + rest) == uninterrupted
 
@@ -67,7 +57,7 @@ def test_snapshots_every_few_steps_still_resume_exactly(mds_corpus, uninterrupte
     del it
     again = loader_of(stream_of(mds_corpus), 2, context="fork", snapshot_every_n_steps=3)
     again.load_state_dict(state)
-    assert by_position(first + take(again, REST)) == uninterrupted
+    assert by_position(first + described_from(again, REST)) == uninterrupted
 
 
 def test_another_num_workers_is_refused_by_the_loader_and_works_through_the_stream(mds_corpus, uninterrupted):
@@ -84,7 +74,7 @@ def test_another_num_workers_is_refused_by_the_loader_and_works_through_the_stre
     stream = stream_of(mds_corpus)
     stream.load_state_dict(state)
     assert stream.position == FIRST * B
-    rest = take(loader_of(stream, 2, context="fork"), REST)
+    rest = described_from(loader_of(stream, 2, context="fork"), REST)
     assert by_position(first + rest) == uninterrupted
 
 
@@ -106,7 +96,7 @@ def test_stream_dataloader_state_dict_is_the_position_after_its_last_batch(mds_c
     del it
     again = stream_of(mds_corpus).dataloader(num_workers=3)
     again.load_state_dict(state)
-    assert by_position(first + take(again, REST)) == uninterrupted
+    assert by_position(first + described_from(again, REST)) == uninterrupted
 
 
 def test_marking_each_step_after_a_stateful_loader_resumed_continues_where_its_workers_start(mds_corpus,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 
 import numpy as np
 import pytest
@@ -31,18 +30,12 @@ from climbstream.formats import sample_sums
 from tests.corpora import SEQ_LEN, WEIGHTS
 from tests.s3_server import s3_bucket, s3_env, s3_server  # noqa: F401  (fixtures)
 
-from .helpers import by_position, read_batches
+from .helpers import by_position, free_port, read_batches
 
 B = 16
 BATCHES = 30
 SEED = 8
 RANKS_PER_NODE = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _rank_main(rank: int, world: int, port: int, url: str, options: dict, out_dir: str) -> None:
@@ -147,7 +140,7 @@ def test_two_nodes_read_the_stream_together_and_each_downloads_its_share(text_co
                  "--shard-samples", "16", "--endpoint-url", s3_bucket.endpoint_url, "--quiet"]) == 0
     options = {"endpoint_url": s3_bucket.endpoint_url}
     world = 2 * RANKS_PER_NODE
-    mp.spawn(_rank_main, args=(world, _free_port(), url, options, str(tmp_path)), nprocs=world, join=True)
+    mp.spawn(_rank_main, args=(world, free_port(), url, options, str(tmp_path)), nprocs=world, join=True)
     results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(world)]
 
     # together: exactly the stream one process reads, position by position

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 
 import numpy as np
 import pytest
@@ -77,3 +78,14 @@ def prepared(request, folder_corpus, tmp_path_factory):
     manifest = prepare(folder_corpus, str(out), fmt=request.param, seq_len=SEQ_LEN,
                        heldout_frac=HELDOUT_FRAC, shard_samples=SHARD_SAMPLES)
     return request.param, manifest
+
+
+@pytest.fixture
+def copy_of(prepared, tmp_path):
+    """(format, Manifest) of a private copy of `prepared`, for tests that damage or swap its shards."""
+    from climbstream.formats.manifest import Manifest
+
+    fmt, manifest = prepared
+    root = str(tmp_path / "corpus")
+    shutil.copytree(manifest.root, root)
+    return fmt, Manifest.load(root)

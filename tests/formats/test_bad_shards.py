@@ -9,17 +9,8 @@ import numpy as np
 import pytest
 
 from climbstream.errors import ManifestError
-from climbstream.formats.manifest import Manifest
 from climbstream.formats.mds import ShardFormatError
 from climbstream.read.reader import open_reader
-
-
-@pytest.fixture
-def copy_of(prepared, tmp_path):
-    fmt, manifest = prepared
-    root = str(tmp_path / "corpus")
-    shutil.copytree(manifest.root, root)
-    return fmt, Manifest.load(root)
 
 
 def _flip_byte(path: str, offset: int) -> None:

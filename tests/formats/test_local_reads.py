@@ -10,16 +10,7 @@ import pytest
 
 import climbstream.read.reader as reader_module
 from climbstream.errors import ManifestError
-from climbstream.formats.manifest import Manifest
 from climbstream.read.reader import max_open_files, open_reader
-
-
-@pytest.fixture
-def copy_of(prepared, tmp_path):
-    fmt, manifest = prepared
-    root = str(tmp_path / "corpus")
-    shutil.copytree(manifest.root, root)
-    return Manifest.load(root)
 
 
 def test_descriptors_cover_every_languages_window_within_the_process_limit(monkeypatch):
@@ -41,18 +32,19 @@ def test_descriptors_follow_the_streams_window(prepared, monkeypatch):
     stream = ClimbStream(manifest.root, {n: 1.0 for n in manifest.languages}, global_batch=8, rank=0, world_size=1,
                          window_shards=50)
     reader = stream.readers.get(0).readers[0]
-    assert reader.window_shards == 50 and reader._max_open_files == len(manifest.languages) * 51 > 128
+    assert reader.window_shards == 50 and reader.open_file_limit == len(manifest.languages) * 51 > 128
     stream.readers.close()
 
 
 def test_a_reopened_shard_is_not_checked_again(copy_of, monkeypatch):
+    _, manifest = copy_of
     checks, opens = [], []
     real_check, real_open = reader_module.inside_root, os.open
     monkeypatch.setattr(reader_module, "inside_root", lambda *a: checks.append(a[0]) or real_check(*a))
     monkeypatch.setattr(reader_module.os, "open", lambda p, *a: opens.append(p) or real_open(p, *a))
-    reader = open_reader(copy_of)
+    reader = open_reader(manifest)
     reader.read("aa", "train", 0, 0)
-    reader._max_open_files = 1  # every switch between the two shards reopens one
+    reader.open_file_limit = 1  # every switch between the two shards reopens one
     expected = [reader.read("aa", "train", s, 1).copy() for s in (0, 1)]
     for _ in range(5):
         for s in (0, 1):
@@ -64,14 +56,15 @@ def test_a_reopened_shard_is_not_checked_again(copy_of, monkeypatch):
 
 def test_a_shard_swapped_for_an_outside_link_after_its_check_is_refused_in_a_new_process(copy_of, tmp_path):
     """The check is per process: a fresh reader (or worker) checks the link again."""
-    shard = copy_of.shards("aa", "train")[0]
-    assert open_reader(copy_of).read("aa", "train", 0, 0).shape == (copy_of.seq_len,)
+    _, manifest = copy_of
+    shard = manifest.shards("aa", "train")[0]
+    assert open_reader(manifest).read("aa", "train", 0, 0).shape == (manifest.seq_len,)
     outside = tmp_path / "elsewhere.bin"
     shutil.copyfile(shard.url, outside)
     os.remove(shard.url)
     os.symlink(outside, shard.url)
     with pytest.raises(ManifestError, match="outside the corpus folder"):
-        open_reader(copy_of).read("aa", "train", 0, 0)
+        open_reader(manifest).read("aa", "train", 0, 0)
 
 
 def test_parsed_mds_headers_are_bounded_and_reparsed_when_dropped(prepared, monkeypatch):
@@ -90,9 +83,9 @@ def test_parsed_mds_headers_are_bounded_and_reparsed_when_dropped(prepared, monk
     monkeypatch.setattr(mds_samples, "MAX_HEADERS", 2)
     with open_reader(manifest) as reader:
         got = [reader.read(name, "train", s, 0) for s in range(shards)]
-        assert list(reader.samples._headers) == [manifest.shards(name, "train")[s].url for s in (shards - 2, shards - 1)]
+        assert reader.samples.cached_urls() == [manifest.shards(name, "train")[s].url for s in (shards - 2, shards - 1)]
         again = reader.read(name, "train", 0, 0)
-        assert manifest.shards(name, "train")[0].url in reader.samples._headers and len(reader.samples._headers) == 2
+        assert manifest.shards(name, "train")[0].url in reader.samples.cached_urls() and len(reader.samples.cached_urls()) == 2
     for a, b in zip(expected, got):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(again, expected[0])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -107,8 +105,6 @@ def test_manifest_command_builds_the_manifest_of_mds_shards_on_s3(s3_bucket, tmp
 @pytest.mark.parametrize("whole_read_bytes", [None, 0], ids=["read-whole", "mapped"])
 def test_holding_acquires_each_cached_shard_once_and_releases_all_at_the_end(
         s3_bucket, folder_corpus, tmp_path, monkeypatch, whole_read_bytes):
-    import fcntl
-
     from climbstream.read.byte_sources import HeldSource
     from climbstream.storage.cache import ShardCache
 
@@ -128,13 +124,10 @@ def test_holding_acquires_each_cached_shard_once_and_releases_all_at_the_end(
         got = [reader.read("bb", "train", s, i) for s, i in wanted]
         held = reader.metrics()
         cache = ShardCache(cache_dir)
-        busy = [cache._lock_entry(cache.key(s.url), fcntl.LOCK_EX | fcntl.LOCK_NB) for s in shards]
-    assert busy == [None] * len(shards)  # in use (shared lock) for the whole block
+        busy = [cache.in_use(s.url) for s in shards]
+    assert busy == [True] * len(shards)  # in use (shared lock) for the whole block
     assert held["cache_misses"] + held["cache_hits"] == len(shards)  # one acquire per shard, not per sample
-    free = [cache._lock_entry(cache.key(s.url), fcntl.LOCK_EX | fcntl.LOCK_NB) for s in shards]
-    assert None not in free  # all released at the end of the block
-    for fd in free:
-        os.close(fd)
+    assert not any(cache.in_use(s.url) for s in shards)  # all released at the end of the block
     expected = [open_reader(local).read("bb", "train", s, i) for s, i in wanted]
     np.testing.assert_array_equal(np.stack(got), np.stack(expected))
     reader.close()

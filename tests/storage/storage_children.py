@@ -53,5 +53,5 @@ def read_direct_in_child(store, url, results):
     from climbstream.storage.s3 import split_s3_url
 
     data = store.read_bytes(url)
-    getter = store._getter(split_s3_url(url)[0])
+    getter = store.direct_getter(split_s3_url(url)[0])
     results.put((getter.connections_opened, len(data)))

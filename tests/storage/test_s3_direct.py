@@ -74,7 +74,7 @@ def test_gets_and_downloads_make_no_boto3_call(s3_bucket, payload, payload_sha25
     assert store.read_bytes(url, 4096) == payload[4096:]
     assert store.download(url, tmp_path / "a", len(payload), payload_sha256) == len(payload)
     assert (tmp_path / "a").read_bytes() == payload
-    getter = store._getter(s3_bucket.name)
+    getter = store.direct_getter(s3_bucket.name)
     assert isinstance(getter, DirectGetter)
     assert boto3_gets == []
 
@@ -85,7 +85,7 @@ def test_direct_get_off_sends_every_get_through_boto3(s3_bucket, payload):
     store = open_store(url, s3_bucket.options(direct_get=False))
     boto3_gets = _get_object_calls(store)
     assert store.read_bytes(url, 10, 20) == payload[10:20]
-    assert store._getter(s3_bucket.name) is None and len(boto3_gets) == 1
+    assert store.direct_getter(s3_bucket.name) is None and len(boto3_gets) == 1
 
 
 def test_a_redirect_sends_that_bucket_through_boto3_from_then_on(s3_bucket, flaky_proxy, payload):
@@ -97,7 +97,7 @@ def test_a_redirect_sends_that_bucket_through_boto3_from_then_on(s3_bucket, flak
     assert store.read_bytes(url, 0, 100) == payload[:100]
     assert flaky_proxy.requests == 2 and len(boto3_gets) == 1
     assert store.read_bytes(url) == payload
-    assert store._getter(s3_bucket.name) is None and len(boto3_gets) == 2
+    assert store.direct_getter(s3_bucket.name) is None and len(boto3_gets) == 2
 
 
 def test_forked_child_opens_its_own_connection(s3_bucket, payload):
@@ -113,7 +113,7 @@ def test_forked_child_opens_its_own_connection(s3_bucket, payload):
     child.join(timeout=60)
     assert child.exitcode == 0 and length == len(payload)
     assert opened_in_child == 1
-    assert store._getter(s3_bucket.name).connections_opened == 1  # the parent's, untouched
+    assert store.direct_getter(s3_bucket.name).connections_opened == 1  # the parent's, untouched
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +144,7 @@ def test_a_server_that_checks_signatures_accepts_ours_on_one_connection_and_refu
     assert store.read_bytes(url) == expected
     assert store.read_bytes(url, 300, 700) == expected[300:700]
     assert store.read_bytes(url, 10_000) == expected[10_000:]
-    assert boto3_gets == [] and store._getter("corpus").connections_opened == 1  # kept alive
+    assert boto3_gets == [] and store.direct_getter("corpus").connections_opened == 1  # kept alive
 
     bad = open_store(url, StorageOptions(endpoint_url=rclone_root.endpoint_url, region="us-east-1",
                                          access_key_id=rclone_root.access_key_id, secret_access_key="wrong"))
@@ -157,9 +157,9 @@ def test_a_proxy_in_the_environment_leaves_gets_to_boto3_unless_the_host_is_exem
     for name in ("HTTPS_PROXY", "https_proxy", "http_proxy", "NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # boto3 would send everything there
-    assert open_store(s3_bucket.url, s3_bucket.options())._getter(s3_bucket.name) is None
+    assert open_store(s3_bucket.url, s3_bucket.options()).direct_getter(s3_bucket.name) is None
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    assert isinstance(open_store(s3_bucket.url, s3_bucket.options())._getter(s3_bucket.name), DirectGetter)
+    assert isinstance(open_store(s3_bucket.url, s3_bucket.options()).direct_getter(s3_bucket.name), DirectGetter)
 
 
 def _private_ca(folder) -> tuple[str, str, str]:
@@ -210,19 +210,19 @@ def test_direct_gets_over_https_trust_the_ca_bundle_boto3_trusts(tmp_path, monke
 
         store = open_store(url, options(verify=ca))
         assert store.read_bytes(url) == b"tls " * 1000
-        assert isinstance(store._getter("corpus"), DirectGetter) and _get_object_calls(store) == []
+        assert isinstance(store.direct_getter("corpus"), DirectGetter) and _get_object_calls(store) == []
 
         from climbstream.storage import s3
 
         monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
         (tmp_path / "aws-config").write_text(f"[default]\nca_bundle = {ca}\n")
-        s3._sessions.clear()  # sessions are made once per process; this test changes the profile mid-process
+        s3.forget_sessions()  # sessions are made once per process; this test changes the profile mid-process
         store = open_store(url, options())
         assert store.read_bytes(url, 4, 12) == b"tls tls "
-        assert isinstance(store._getter("corpus"), DirectGetter)
+        assert isinstance(store.direct_getter("corpus"), DirectGetter)
 
         (tmp_path / "aws-config").write_text("[default]\n")
-        s3._sessions.clear()
+        s3.forget_sessions()
         with pytest.raises(StorageError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
             open_store(url, options()).read_bytes(url)
 

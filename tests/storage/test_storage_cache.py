@@ -148,7 +148,7 @@ def test_eviction_is_lru_skips_shards_in_use_by_other_processes_and_spares_forei
             pass
         with cache.acquire(urls[3], store, size=SHARD_BYTES):  # must evict: 0 is oldest but in use -> 2
             pass
-        resident = sorted(e["url"] for e in cache._scan())
+        resident = sorted(e["url"] for e in cache.entries())
         assert resident == [urls[0], urls[1], urls[3]]  # exactly one eviction, of shard 2
         assert sorted(os.listdir(root / "data")) == sorted([*(cache.key(u) for u in resident), "someone-elses.mds"])
         assert cache.usage_bytes() <= 3 * SHARD_BYTES
@@ -157,7 +157,7 @@ def test_eviction_is_lru_skips_shards_in_use_by_other_processes_and_spares_forei
         holder.join(timeout=60)
     with cache.acquire(urls[4], store, size=SHARD_BYTES):  # 0 released: now the LRU one goes
         pass
-    assert sorted(e["url"] for e in cache._scan()) == [urls[1], urls[3], urls[4]]
+    assert sorted(e["url"] for e in cache.entries()) == [urls[1], urls[3], urls[4]]
     assert (root / "foreign.bin").stat().st_size == 5 * SHARD_BYTES
     assert (root / "data" / "someone-elses.mds").stat().st_size == 5 * SHARD_BYTES
 
@@ -200,7 +200,7 @@ def test_process_killed_while_reading_does_not_block_eviction(s3_bucket, shards,
     cache = ShardCache(root, limit_bytes=SHARD_BYTES)
     with cache.acquire(urls[1], open_store(urls[1], s3_bucket.options()), size=SHARD_BYTES):
         pass
-    assert [e["url"] for e in cache._scan()] == [urls[1]]  # the dead holder's shard was evicted
+    assert [e["url"] for e in cache.entries()] == [urls[1]]  # the dead holder's shard was evicted
     assert sorted(os.listdir(root / "data")) == [cache.key(urls[1])]
 
 
@@ -244,14 +244,14 @@ def test_a_process_that_saw_a_shard_missing_does_not_wait_for_its_readers_once_i
     cache = ShardCache(tmp_path / "cache", None)
     held = cache.open(url, store, size=len(data))  # downloaded and kept by the other worker
     looked_early = ShardCache(tmp_path / "cache", None)
-    really_complete = looked_early._is_complete
+    really_complete = looked_early.is_complete
     looks = []
 
     def first_look_misses(*args):  # its first look came just before the download finished
         looks.append(args)
         return len(looks) > 1 and really_complete(*args)
 
-    looked_early._is_complete = first_look_misses
+    looked_early.is_complete = first_look_misses
     got: dict = {}
     waiter = threading.Thread(target=lambda: got.update(shard=looked_early.open(url, store, size=len(data))),
                               daemon=True)

@@ -85,7 +85,7 @@ def test_update_performs_no_host_sync_and_returns_nothing(batches, monkeypatch):
                tracker.update(loss.mean(1), lang, tokens=mask.sum(1))]
     monkeypatch.undo()
     assert results == [None, None, None]
-    assert not tracker._acc.requires_grad
+    assert not tracker.accumulator.requires_grad
 
 
 def test_language_id_out_of_range_is_reported_at_flush_naming_languages():
@@ -168,7 +168,7 @@ def test_cuda_accumulation_matches_direct_and_never_syncs_between_flushes(batche
             records = tracker.step(step, step + 1)
         finally:
             torch.cuda.set_sync_debug_mode("default")
-    assert tracker._acc.device.type == "cuda"
+    assert tracker.accumulator.device.type == "cuda"
     masked, unmasked = reference(batches, masked=True), reference(batches, masked=False)
     got = {r["lang"]: r for r in records}
     for name in LANGUAGES:

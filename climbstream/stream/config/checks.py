@@ -11,10 +11,10 @@ import math
 import numpy as np
 
 from climbstream.errors import ConfigError
+from climbstream.schedule.schedule import MAX_POSITION  # noqa: F401  (re-exported: the bounds of user input)
 
 MAX_SEED = 2**63 - 1
 MAX_GLOBAL_BATCH = 2**31
-MAX_POSITION = 2**62
 
 
 def is_number(value) -> bool:

@@ -221,12 +221,18 @@ def check_consumer(consumer: Consumer, global_batch: int, rank: int, world_size:
             f"{local} (global_batch {global_batch}): give the DataLoader batch_size {local} (or {global_batch} with "
             f"split_batches=True) and build the stream after the process group exists")
     loader = consumer.loader
-    if loader is None:
-        return
-    if loader.batch_size is not None and loader.batch_size != local:  # under a shard wrapper too: it yields local
+    if loader is not None:  # under a shard wrapper too: it yields local batches
+        check_loader(loader.batch_size, getattr(loader, "in_order", True), global_batch, world_size)
+
+
+def check_loader(batch_size: int | None, in_order: bool, global_batch: int, world_size: int) -> None:
+    """The DataLoader rule, for a loader found on the stack and for `stream.dataloader(**kwargs)`:
+    each step trains on one global batch (batch_size B / R on each rank), in stream order."""
+    local = global_batch // world_size
+    if batch_size is not None and batch_size != local:
         raise ConfigError(
-            f"DataLoader batch_size {loader.batch_size}: each step must train on one global batch, so this rank's "
+            f"DataLoader batch_size {batch_size}: each step must train on one global batch, so this rank's "
             f"batches hold global_batch / world size = {global_batch} / {world_size} = {local} samples; use "
             f"stream.dataloader() or batch_size={local}")
-    if getattr(loader, "in_order", True) is False:
+    if in_order is False:
         raise ConfigError("DataLoader in_order=False: batches must reach the loop in stream order for exact resume")

@@ -14,7 +14,7 @@ from climbstream.stream.state.control import SharedControl
 from climbstream.stream.plan.layout import Layout
 from climbstream.stream.plan.planner import Planner
 from climbstream.stream.iteration.process_readers import ProcessReaders
-from climbstream.stream.state.state_codec import StateCodec
+from climbstream.stream.state.saved_state import StateCodec
 
 
 @dataclass(frozen=True)

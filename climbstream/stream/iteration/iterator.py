@@ -29,6 +29,7 @@ from climbstream.stream.plan.cursor import Cursor
 from climbstream.stream.plan.plan import Plan
 from climbstream.stream.state.control import COUNTERS
 from climbstream.stream.iteration.sample import make_sample
+from climbstream.stream.state.saved_state import saved_next_batch, with_iterator_place
 
 log = logging.getLogger(__name__)
 
@@ -206,25 +207,10 @@ class StreamIterator:
         """The dataset state at the end of the last batch yielded whole, and this iterator's place."""
         state = self._ctx.codec.state_of(self._cursor.at(self._done))
         following = self._current if self._current is not None else self._next_batch
-        state["iterator"] = {"worker": self.worker, "num_workers": self.num_workers, "next_batch": following}
-        return state
+        return with_iterator_place(state, self.worker, self.num_workers, following)
 
     def load_state_dict(self, state: Mapping) -> None:
         """Continue from `state` (as `state_dict` wrote it, in the same worker of as many)."""
         cursor = self._ctx.codec.cursor_from(state, "iterator state", self._cursor, keep_generation=True)
-        self._restart(cursor, self.next_batch_in(state, cursor))
-
-    def next_batch_in(self, state: Mapping, cursor: Cursor) -> int:
-        """The batch to produce next under `state`; checks it was saved by this worker of as many."""
-        place = state.get("iterator")
-        if place is None:
-            return self._ctx.layout.first_batch(cursor.position, self.worker)
-        if (int(place["worker"]), int(place["num_workers"])) != (self.worker, self.num_workers):
-            raise StateError(
-                f"this loader state was saved by DataLoader worker {place['worker']} of {place['num_workers']} and "
-                f"is loaded into worker {self.worker} of {self.num_workers}; a StatefulDataLoader resumes only with "
-                f"the num_workers it was saved with ({place['num_workers']}). To change num_workers, resume the "
-                f"stream instead: stream.load_state_dict(loader_state), then iterate a new loader without "
-                f"load_state_dict"
-            )
-        return int(place["next_batch"])
+        saved = saved_next_batch(state, self.worker, self.num_workers)  # checks: this worker of as many
+        self._restart(cursor, self._ctx.layout.first_batch(cursor.position, self.worker) if saved is None else saved)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 SAMPLE_FIELDS = ("tokens", "lang", "position", "shard", "index")
+BOOKKEEPING_FIELDS = SAMPLE_FIELDS[1:]  # where a sample came from: the integrations keep these away from the model
 
 
 def make_sample(tokens, lang: int, position: int, shard: int, index: int, extra: dict | None = None) -> dict:

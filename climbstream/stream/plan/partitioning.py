@@ -9,9 +9,8 @@ count reads the same samples at the same positions.
 
 from __future__ import annotations
 
-import os
-
 from climbstream.errors import ConfigError
+from climbstream.ranks import ranks_per_node_if_known, world_size_if_known
 from climbstream.schedule.parts import check_partitions
 
 
@@ -19,28 +18,14 @@ def default_partitions(world_size: int | None, ranks_per_node: int | None) -> in
     """The first run's node count where the constructor can tell it, else 1.
 
     Known: ranks_per_node (or torchrun's LOCAL_WORLD_SIZE) and the world size (explicit,
-    torch.distributed's, or WORLD_SIZE). Otherwise 1 (the unpartitioned order): set
-    `partitions` to be sure.
+    torch.distributed's, or WORLD_SIZE), as climbstream/ranks.py finds them. Otherwise 1
+    (the unpartitioned order): set `partitions` to be sure.
     """
-    if world_size is None:
-        world_size = _distributed_world_size()
-    if world_size is None:
-        env = os.environ.get("WORLD_SIZE", "")
-        world_size = int(env) if env.isdigit() else None
-    if ranks_per_node is None:
-        env = os.environ.get("LOCAL_WORLD_SIZE", "")
-        ranks_per_node = int(env) if env.isdigit() else None
+    world_size = world_size_if_known(world_size)
+    ranks_per_node = ranks_per_node_if_known(ranks_per_node)
     if not world_size or not ranks_per_node or world_size % ranks_per_node:
         return 1
     return world_size // ranks_per_node
-
-
-def _distributed_world_size() -> int | None:
-    try:
-        import torch.distributed as dist
-    except ImportError:
-        return None
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else None
 
 
 def resolve_partitions(partitions, global_batch: int, world_size: int | None, ranks_per_node: int | None) -> int:

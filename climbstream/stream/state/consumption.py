@@ -56,6 +56,16 @@ STALE = ("{where}: this batch was made before add_stage or load_state_dict repla
          "recreate the DataLoader iterator (iter(loader)) and train on its batches")
 
 
+def position_after_snapshot(saved_positions, steps_since: int, global_batch: int) -> int:
+    """The consumed position of a StatefulDataLoader state (loader_state.py reads the parts out of it).
+
+    Every worker's saved state says where the last batch it delivered ended, and torchdata
+    snapshots only batches the loop has received, in order; so the largest of them is the
+    consumed position at the snapshot, and each step taken since is one more global batch.
+    """
+    return max(int(p) for p in saved_positions) + int(steps_since) * int(global_batch)
+
+
 class Consumption:
     """Where the loop is: the cursor at the consumed position, and what a loader handed over."""
 

@@ -19,7 +19,7 @@ import torch
 
 from climbstream.stream.plan.cursor import Cursor
 from climbstream.errors import ConfigError
-from climbstream.storage.metrics import COUNTERS
+from climbstream.storage.metrics import COUNTERS, LOADER_METRICS, summarize
 
 METRIC_NAMES = (*COUNTERS, "samples")
 
@@ -136,12 +136,10 @@ class SharedControl:
     def metrics(self) -> dict[str, float]:
         """`{wait_s, cache_hit_rate, bytes_downloaded, samples}` (the loss log's loader line): counts
         summed over workers, the cache hit rate derived once from the summed hits and misses
-        (0.0 before the first lookup, as storage/metrics.py defines it)."""
-        from climbstream.storage.metrics import hit_rate
-
+        (storage/metrics.py's `summarize`)."""
         values = dict(zip(METRIC_NAMES, self._metrics.sum(dim=0).tolist()))
-        return {"wait_s": values["wait_s"], "cache_hit_rate": hit_rate(values["cache_hits"], values["cache_misses"]),
-                "bytes_downloaded": values["bytes_downloaded"], "samples": values["samples"]}
+        summary = summarize(**{k: values[k] for k in COUNTERS})
+        return {**{k: summary[k] for k in LOADER_METRICS}, "samples": values["samples"]}
 
     def check_slot(self, slot: int) -> int:
         """Validate a worker slot index."""

@@ -6,10 +6,9 @@ restores each worker from its own snapshot). Reading the consumed position out o
 lets `ClimbStream.load_state_dict` take that state too, so a run can resume with any
 number of workers (then build a fresh loader and do not load its state into the loader).
 
-The consumed position of a multi-worker snapshot: every worker's saved state says where
-the last batch it delivered ended, and torchdata snapshots only batches the loop has
-received, in order; so the largest of them is the consumed position at the snapshot,
-and each step taken since (`_steps_since_snapshot`) is one more global batch.
+The consumed position of a multi-worker snapshot is Consumption's rule
+(consumption.py, `position_after_snapshot`): this module only reads the workers' saved
+states and the steps taken since the snapshot out of torchdata's structure.
 
 torchtitan's ParallelAwareDataloader saves `{"dp_rank_R": pickle of its StatefulDataLoader
 state, "world_size": W}` and reloads only at the same data-parallel degree. The stream's
@@ -26,6 +25,8 @@ import re
 from collections.abc import Mapping
 
 from climbstream.errors import StateError
+from climbstream.stream.state.consumption import position_after_snapshot
+from climbstream.stream.state.saved_state import without_iterator_place
 
 # torchdata.stateful_dataloader's keys (stateful_dataloader.py, incremental_state.py)
 _SNAPSHOT = "_snapshot"
@@ -61,7 +62,7 @@ def stream_state_of(state: Mapping, where: str = "state") -> Mapping:
     inner = _ours(state.get(_FETCHER_STATE) or {}, _DATASET_ITER_STATE) or state.get(_DATASET_STATE)
     if not isinstance(inner, Mapping):
         raise StateError(f"{where}: a StatefulDataLoader state without a ClimbStream state in it")
-    return {k: v for k, v in inner.items() if k != "iterator"}
+    return without_iterator_place(inner)
 
 
 def _from_workers(state: Mapping, where: str) -> dict:
@@ -75,9 +76,9 @@ def _from_workers(state: Mapping, where: str) -> dict:
     if not states:
         raise StateError(f"{where}: a StatefulDataLoader state with no worker snapshots")
     latest = max(states, key=lambda s: int(s["position"]))
-    steps = int(state.get(_STEPS_SINCE_SNAPSHOT, 0))
-    out = {k: v for k, v in latest.items() if k != "iterator"}
-    out["position"] = int(latest["position"]) + steps * int(latest["global_batch"])
+    out = without_iterator_place(latest)
+    out["position"] = position_after_snapshot([s["position"] for s in states], state.get(_STEPS_SINCE_SNAPSHOT, 0),
+                                              latest["global_batch"])
     return out
 
 
