@@ -18,12 +18,17 @@ step 0. ClimbTrainer instead
 
 from __future__ import annotations
 
+import os
+
+import torch
+
 from climbstream.errors import ConfigError, StateError
 from climbstream.extras import require
 from climbstream.integrations.collate import causal_lm_collate, split_bookkeeping
 
 transformers = require("transformers", "hf")
 from transformers import Trainer, TrainerCallback  # noqa: E402
+from transformers.trainer import OPTIMIZER_NAME, SCHEDULER_NAME  # noqa: E402
 from transformers.trainer_callback import ExportableState  # noqa: E402
 
 STATE_KEY = "stream_state"
@@ -81,6 +86,25 @@ class ClimbTrainer(Trainer):
                 num_workers=workers, collate_fn=causal_lm_collate, pin_memory=args.dataloader_pin_memory,
                 persistent_workers=args.dataloader_persistent_workers and workers > 0)
         return self._stream_loader
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        """As the Trainer's, but on CPU with several processes the optimizer state is mapped to "cpu".
+
+        transformers maps it to `args.device` whenever world_size > 1, and on CPU that device is
+        `cpu:0`, which torch.load cannot restore ("don't know how to restore data location of
+        torch.storage.UntypedStorage (tagged with cpu:0)"): `.train(resume_from_checkpoint=True)`
+        under torchrun on CPU crashed.
+        """
+        args = self.args
+        if checkpoint is None or args.device.type != "cpu" or args.world_size <= 1 or self.is_deepspeed_enabled \
+                or self.is_fsdp_enabled:
+            return super()._load_optimizer_and_scheduler(checkpoint)
+        optimizer_file = os.path.join(checkpoint, OPTIMIZER_NAME)
+        scheduler_file = os.path.join(checkpoint, SCHEDULER_NAME)
+        if not (os.path.isfile(optimizer_file) and os.path.isfile(scheduler_file)):
+            return super()._load_optimizer_and_scheduler(checkpoint)
+        self.optimizer.load_state_dict(torch.load(optimizer_file, map_location="cpu", weights_only=True))
+        self.lr_scheduler.load_state_dict(torch.load(scheduler_file, map_location="cpu", weights_only=True))
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         inputs, bookkeeping = split_bookkeeping(inputs)

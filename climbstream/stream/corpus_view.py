@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+import numpy as np
+
 from climbstream.errors import ConfigError
 
 TRAIN = "train"
@@ -67,7 +69,12 @@ class CorpusView:
 
     def shard_path(self, name: str, shard: int) -> str:
         """The manifest-relative path of train shard `shard` of `name`."""
-        return self._shards[name][shard].path
+        if name not in self._shards:
+            raise ConfigError(f"shard_path: unknown language {name!r} (languages: {', '.join(sorted(self._shards))})")
+        shards = self._shards[name]
+        if isinstance(shard, bool) or not isinstance(shard, (int, np.integer)) or not 0 <= shard < len(shards):
+            raise ConfigError(f"shard_path: {name} has train shards 0 to {len(shards) - 1}, got shard {shard!r}")
+        return shards[int(shard)].path
 
     def fingerprint(self) -> str:
         """One fingerprint for all sources (order-independent)."""

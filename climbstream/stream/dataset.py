@@ -40,8 +40,10 @@ from climbstream.ranks import ranks_per_node as resolve_ranks_per_node
 from climbstream.schedule.warm import warm_kernels
 from climbstream.schedule.weights import are_integer_weights, integer_weights
 from climbstream.read.node_reads import DEFAULT_READ_WHOLE_WITHIN, check_nodes
+from climbstream.stream.config.arguments import (check_coordinates, check_reader_arguments, stream_sources,
+                                                  stream_storage)
 from climbstream.stream.config.checks import MAX_GLOBAL_BATCH, MAX_POSITION, MAX_SEED, check_int, is_number
-from climbstream.stream.consumers.consumer import check_consumer, check_loader, find_consumer
+from climbstream.stream.consumers.consumer import check_consumer, check_loader, find_consumer, refused
 from climbstream.stream.state.consumption import Consumption
 from climbstream.stream.iteration.context import StreamContext
 from climbstream.stream.state.control import SharedControl
@@ -64,6 +66,8 @@ from climbstream.stream.iteration.worker_exit import on_worker_exit
 # Load the compiled schedule kernels here, once, so the DataLoader workers forked later
 # inherit them instead of each paying ~0.6 s before its first batch (schedule/warm.py).
 warm_kernels()
+
+MAX_PLAN_POSITIONS = 1 << 24  # a plan holds ~40 bytes per position: 16M positions are ~670 MB
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +143,11 @@ class ClimbStream(IterableDataset):
         read_whole_within: float = DEFAULT_READ_WHOLE_WITHIN,
         allow_manifest_change: bool = False,
     ):
-        if on_epoch_cap not in ("error", "stop"):
-            raise ConfigError(f"on_epoch_cap: expected 'error' or 'stop', got {on_epoch_cap!r}")
+        sources, storage = stream_sources(sources), stream_storage(storage)
+        check_reader_arguments(cache_dir=cache_dir, cache_limit_bytes=cache_limit_bytes, prefetch_depth=prefetch_depth,
+                               read_mode=read_mode, verify=verify, window_shards=window_shards,
+                               on_epoch_cap=on_epoch_cap)
+        check_coordinates(rank, world_size)
         if epoch_cap is not None and not (is_number(epoch_cap) and epoch_cap > 0):
             raise ConfigError(f"epoch_cap: expected a positive number of epochs, got {epoch_cap!r}")
         check_int("seed", seed, 0, MAX_SEED)
@@ -154,7 +161,7 @@ class ClimbStream(IterableDataset):
         self._layout: Layout | None = None
         if rank is not None and world_size is not None:
             self._layout = Layout(self._global_batch, int(rank), int(world_size))  # checked now
-        self.corpus = CorpusView.load([sources] if isinstance(sources, str) else list(sources), storage)
+        self.corpus = CorpusView.load(sources, storage)
         self.languages: list[str] = self.corpus.languages
         self.columns = _check_columns(columns, self.corpus)
         self.ranks_per_node = resolve_ranks_per_node(
@@ -242,7 +249,11 @@ class ClimbStream(IterableDataset):
 
     def shard_path(self, lang: str | int, shard: int) -> str:
         """The manifest-relative path of a sample's `shard` (lang by name or by its `lang` index)."""
-        return self.corpus.shard_path(self.languages[lang] if isinstance(lang, int) else lang, int(shard))
+        if isinstance(lang, (int, np.integer)) and not isinstance(lang, bool):
+            if not 0 <= lang < len(self.languages):
+                raise ConfigError(f"shard_path: language index {lang} is not in [0, {len(self.languages)})")
+            lang = self.languages[int(lang)]
+        return self.corpus.shard_path(lang, shard)
 
     # -- the training loop's side ---------------------------------------------------------
     def dataloader(self, **kwargs):
@@ -290,6 +301,8 @@ class ClimbStream(IterableDataset):
         stages = list(cursor.stages)
         last_start = stages[-1][0]
         consumed = self.position
+        if position is not None:
+            check_int("add_stage.position", position, 0, MAX_POSITION)
         position = _max_over_ranks(consumed if position is None else int(position))
         if position % self.global_batch:
             raise ScheduleError(f"stage start {position} is not a multiple of global_batch {self.global_batch}")
@@ -349,6 +362,9 @@ class ClimbStream(IterableDataset):
     # -- plans (no I/O) -------------------------------------------------------------------
     def plan(self, start: int, stop: int) -> Plan:
         """Which language, occurrence, shard and sample index each position in [start, stop) holds."""
+        if is_number(start) and is_number(stop) and stop - start > MAX_PLAN_POSITIONS:
+            raise ConfigError(f"plan({start}, {stop}): {stop - start} positions at once (about {(stop - start) * 40:.2g} "
+                              f"bytes); plan at most {MAX_PLAN_POSITIONS} positions per call, in chunks")
         return self.planner.plan(self.consumption.cursor, start, stop)
 
     def describe(self, start: int, stop: int) -> list[dict]:
@@ -371,7 +387,12 @@ class ClimbStream(IterableDataset):
     def __iter__(self):
         """A new pass from the consumed position (read eagerly, so it is the one at iter())."""
         info = get_worker_info()
-        consumer = self.check_consumer(in_main=info is None)
+        try:
+            consumer = self.check_consumer(in_main=info is None)
+        except ConfigError as err:
+            if info is not None:
+                raise
+            return refused(err)  # raised at the first batch, so a trainer's cleanup cannot hide it
         context = self._context()
         consumption = self.consumption
         if info is None:
@@ -412,11 +433,14 @@ class ClimbStream(IterableDataset):
     def check_consumer(self, in_main: bool, skip: int = 2):
         """Find who iterates the stream (from the caller up), refuse what would train on wrong data,
         and in the main process note a fetcher that runs ahead of the step; returns the Consumer."""
-        consumer = find_consumer(skip)
+        consumer = find_consumer(self, skip)
         layout = self._checked_layout(in_main)
         check_consumer(consumer, self.global_batch, layout.rank, layout.world_size, self.consumption.follows_steps)
-        if in_main and consumer.look_ahead is not None:
-            self.consumption.fetched_ahead_by(consumer.look_ahead)
+        if consumer.look_ahead is not None:
+            if in_main:
+                self.consumption.fetched_ahead_by(consumer.look_ahead)
+            else:
+                self.control.worker_fetched_ahead_by(consumer.look_ahead)
         return consumer
 
     def _checked_layout(self, in_main: bool) -> Layout:
@@ -490,7 +514,8 @@ def _check_columns(columns, corpus: CorpusView) -> tuple[str, ...]:
     """The extra columns as a tuple, after checking they can be added to every sample."""
     if columns is None:
         return ()
-    if isinstance(columns, str) or not all(isinstance(c, str) and c for c in columns):
+    if isinstance(columns, str) or not isinstance(columns, Sequence) \
+            or not all(isinstance(c, str) and c for c in columns):
         raise ConfigError(f"columns: expected a list of column names, got {columns!r}")
     taken = [c for c in columns if c in SAMPLE_FIELDS]
     if taken:

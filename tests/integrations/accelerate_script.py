@@ -3,6 +3,9 @@
 MODE "helper": prepare_loader; "prepare": accelerator.prepare(stream.dataloader()) with the
 default config; "nodispatch": the same with dispatch_batches=False. PHASE "run" trains 6
 steps and saves the state after step 3; "resume" loads it and trains steps 4-6.
+Environment: WORKERS (DataLoader workers), STATEFUL=1 (use_stateful_dataloader=True),
+SINGLE=1 (the stream built with rank=0, world_size=1 and split_batches=True: rank 0 reads whole
+global batches), REGISTER=0 (the prepared loader's stream not registered for checkpointing).
 """
 
 import os
@@ -19,9 +22,14 @@ from tests.integrations.runner import B, record
 
 corpus, out, phase, mode = sys.argv[1:5]
 workers = int(os.environ.get("WORKERS", 0))
-config = DataLoaderConfiguration(dispatch_batches=False) if mode == "nodispatch" else DataLoaderConfiguration()
+single = os.environ.get("SINGLE") == "1"
+options = {"dispatch_batches": False} if mode == "nodispatch" else {}
+if os.environ.get("STATEFUL") == "1":
+    options["use_stateful_dataloader"] = True
+config = DataLoaderConfiguration(split_batches=single, **options)
 accelerator = Accelerator(cpu=True, dataloader_config=config)
-stream = ClimbStream(corpus, WEIGHTS, global_batch=B, seed=0)
+coordinates = {"rank": 0, "world_size": 1} if single else {}
+stream = ClimbStream(corpus, WEIGHTS, global_batch=B, seed=0, **coordinates)
 model = TinyLM()
 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
 model, optimizer = accelerator.prepare(model, optimizer)
@@ -29,7 +37,8 @@ if mode == "helper":
     loader = prepare_loader(accelerator, stream, num_workers=workers)
 else:
     loader = accelerator.prepare(stream.dataloader(num_workers=workers))
-    accelerator.register_for_checkpointing(stream)
+    if os.environ.get("REGISTER", "1") == "1":
+        accelerator.register_for_checkpointing(stream)
 checkpoint = os.path.join(out, "checkpoint")
 first = 1
 if phase == "resume":

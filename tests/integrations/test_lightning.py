@@ -29,4 +29,7 @@ def test_without_the_callback_the_stream_is_refused_naming_it(mds_corpus, tmp_pa
                expect_fail=True)
     assert "ConfigError: Lightning fetches each batch one step before it trains on it" in proc.stderr
     assert "ClimbCallback(stream)" in proc.stderr
+    assert "Please call `iter(combined_loader)` first" not in proc.stderr  # Lightning's teardown once replaced it
+    last_error = [line for line in proc.stderr.splitlines() if "Error: " in line][-1]
+    assert last_error.startswith("climbstream.errors.ConfigError: Lightning fetches each batch")
     assert trained(tmp_path, 0) == []

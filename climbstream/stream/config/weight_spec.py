@@ -81,8 +81,18 @@ def _ratios_from_solver(spec: dict, counts: Mapping[str, int], where: str) -> di
     from climbstream.mixture.laws import load_law  # solver code only when asked for
     from climbstream.mixture.solver import allocate
 
-    method = str(spec.pop("method"))
+    from climbstream.mixture.solver import METHODS
+    from climbstream.stream.config.checks import is_number
+
+    method = spec.pop("method")
+    if method not in METHODS:
+        raise ConfigError(f"{where}.method: expected one of {', '.join(METHODS)}, got {method!r}")
+    for name, value in spec.items():  # every parameter but these is a number (alpha, budget_tokens, e_max, ...)
+        if name not in ("law", "importance", "allow_infeasible") and not (is_number(value) or value is None):
+            raise ConfigError(f"{where}.{name}: expected a number, got {value!r}")
     budget = float(spec.pop("budget_tokens", sum(counts.values())))
+    if not budget > 0:
+        raise ConfigError(f"{where}.budget_tokens: expected a positive number of tokens, got {budget!r}")
     kwargs = {k: spec.pop(k) for k in ("e_max", "floor", "importance", "allow_infeasible") if k in spec}
     if "law" in spec:
         kwargs["law"] = load_law(spec.pop("law"))

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from climbstream.errors import ConfigError
+from climbstream.stream.consumers.consumer import refused
 
 
 class ClimbDataLoader(DataLoader):
@@ -23,7 +25,10 @@ class ClimbDataLoader(DataLoader):
 
     def __iter__(self) -> "FollowedIterator":
         consumption = self.dataset.consumption
-        self.dataset.check_consumer(in_main=True)
+        try:
+            self.dataset.check_consumer(in_main=True)
+        except ConfigError as err:
+            return refused(err)
         cursor = consumption.start_iterator(followed=True)
         with consumption.following():  # the workers created now are followed
             inner = super().__iter__()
@@ -69,10 +74,12 @@ def first_position(batch: Mapping, local_batch: int, where: str) -> int:
         positions = batch["position"]
     except (KeyError, TypeError, IndexError):
         raise ConfigError(f"{where}: the batch has no 'position' field; a collate_fn must keep it") from None
-    if isinstance(positions, torch.Tensor):
-        n, first = int(positions.numel()), int(positions.min())
-    else:
-        n, first = len(positions), min(int(p) for p in positions)
+    values = positions.tolist() if isinstance(positions, (torch.Tensor, np.ndarray)) else positions
+    if not (isinstance(values, (list, tuple)) and values
+            and all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) for p in values)):
+        raise ConfigError(f"{where}: batch['position'] is {positions!r:.80}; expected the integer positions the "
+                          f"stream's samples carry (a tensor or list of ints), collated unchanged")
+    n, first = len(values), int(min(values))
     if n != local_batch:
         raise ConfigError(f"{where}: a batch of {n} samples, but this rank's slice of a global batch holds "
                           f"{local_batch} (global_batch / world size): use batch_size={local_batch}")

@@ -44,6 +44,14 @@ LOOK_AHEAD = (
     "for Lightning), or call stream.follow_steps() and stream.mark_consumed(batch) after each step"
 )
 
+ACCELERATE_AHEAD = (
+    "the consumed position is unknown: accelerate's prepared loader fetches each batch before the step that trains "
+    "on it, so the batches the stream handed over run ahead of training. Use "
+    "climbstream.integrations.accelerate.prepare_loader(accelerator, stream) instead of accelerator.prepare for this "
+    "loader (it registers the stream itself), or, with use_stateful_dataloader=True, let save_state keep the loader's "
+    "state and do not register the stream"
+)
+
 STALE = ("{where}: this batch was made before add_stage or load_state_dict replaced the stages it follows; "
          "recreate the DataLoader iterator (iter(loader)) and train on its batches")
 
@@ -79,8 +87,11 @@ class Consumption:
     def position(self) -> int:
         """The consumed position (StateError where unfollowed workers ran and no step reported)."""
         if not self._steps_decide:
-            if self._ahead is not None:
-                raise StateError(LOOK_AHEAD.format(framework=self._ahead))
+            ahead = self._ahead or (self._control.ahead if self._control.position_unknown else None)
+            if ahead == "accelerate":
+                raise StateError(ACCELERATE_AHEAD)
+            if ahead is not None:
+                raise StateError(LOOK_AHEAD.format(framework=ahead))
             if self._control.position_unknown:
                 raise StateError(UNKNOWN_POSITION)
         return self._cursor.position

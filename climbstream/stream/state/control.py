@@ -27,8 +27,9 @@ METRIC_NAMES = (*COUNTERS, "samples")
 
 # header slots
 (_POSITION, _N_STAGES, _GENERATION, _SEED, _UNFOLLOWED, _REPORTED, _SEQUENCE, _FRESH, _RESTORED, _PARTITIONS,
- _CORPUS_BYTES) = range(11)
+ _CORPUS_BYTES, _AHEAD) = range(12)
 MAX_CORPUS_BYTES = 1 << 18  # the corpus history as JSON: ~100 bytes per language and corpus change
+_AHEAD_FRAMEWORKS = (None, "accelerate", "Lightning")  # what _AHEAD holds, by index
 
 
 class SharedControl:
@@ -37,7 +38,7 @@ class SharedControl:
     def __init__(self, num_languages: int, max_stages: int = 1024, max_workers: int = 256):
         self.num_languages = num_languages
         self.max_workers = max_workers
-        self._header = torch.zeros(11, dtype=torch.int64).share_memory_()
+        self._header = torch.zeros(12, dtype=torch.int64).share_memory_()
         self._corpus = torch.zeros(MAX_CORPUS_BYTES, dtype=torch.uint8).share_memory_()
         self._corpus_written = None  # (the history last written, its length): this process's memo
         self._stages = torch.zeros(max_stages, 1 + num_languages, dtype=torch.int64).share_memory_()
@@ -127,8 +128,19 @@ class SharedControl:
         """The loop reports what it consumed (`mark_consumed`): the position is known again."""
         self._header[_REPORTED] = 1
 
+    def worker_fetched_ahead_by(self, framework: str) -> None:
+        """A worker's iterator runs under `framework`'s fetcher, which takes batches before the step
+        trains on them (the main process does not see that fetcher when only workers iterate)."""
+        self._header[_AHEAD] = _AHEAD_FRAMEWORKS.index(framework)
+
+    @property
+    def ahead(self) -> str | None:
+        """The framework a worker reported fetching ahead of the step since the position was last known."""
+        return _AHEAD_FRAMEWORKS[int(self._header[_AHEAD])]
+
     def position_known(self) -> None:
         """A loaded state (or a followed iterator) fixes the position: forget unfollowed runs."""
+        self._header[_AHEAD] = 0
         self._header[_UNFOLLOWED] = 0
         self._header[_REPORTED] = 0
         self._header[_RESTORED] = 0
