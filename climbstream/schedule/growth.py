@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from climbstream.errors import ScheduleError
-from climbstream.schedule.order import LanguageOrder
+from climbstream.schedule.order import LanguageOrder, draws_of
 from climbstream.schedule.rng import chain_key, to_u64
 
 TAG_GROWTH = np.uint64(0x47524F5754480000)  # "GROWTH": the orders of a corpus version
@@ -213,12 +213,7 @@ class GrownOrder:
         """(segment, draw within the segment's order, epoch) of draws `ks`: `segments[g]` is a plain
         LanguageOrder over shards [lo, hi) whose draw k' is the language's draw (the partitioned
         order deals each segment's draws to partitions as it deals a language's)."""
-        ks = np.asarray(ks)
-        if ks.dtype.kind not in "iu":
-            raise ScheduleError(f"language key {self.key}: draws k must be integers, got dtype {ks.dtype}")
-        ks = ks.astype(np.int64).ravel()
-        if ks.size and int(ks.min()) < 0:
-            raise ScheduleError(f"language key {self.key}: draw k = {int(ks.min())} is negative")
+        ks = draws_of(ks, self.key)
         return self._route(len(self._spans) - 1, ks)
 
     def _route(self, v: int, ks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -48,6 +48,17 @@ def language_key(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest(), "little")
 
 
+def draws_of(ks, key: int) -> np.ndarray:
+    """Draws `ks` as a flat int64 array, refused by name when not non-negative integers."""
+    ks = np.asarray(ks)
+    if ks.dtype.kind not in "iu":
+        raise ScheduleError(f"language key {key}: draws k must be integers, got dtype {ks.dtype}")
+    ks = ks.astype(np.int64).ravel()
+    if ks.size and int(ks.min()) < 0:
+        raise ScheduleError(f"language key {key}: draw k = {int(ks.min())} is negative")
+    return ks
+
+
 @njit(cache=True)
 def _epoch_tables(sizes, window_shards, epoch_key):
     """Shuffled shard order and the sample offsets of shards and windows in that order."""
@@ -139,12 +150,7 @@ class LanguageOrder:
 
     def locate(self, ks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(shard, index, epoch) as int64 arrays for draws `ks` (non-negative integers)."""
-        ks = np.asarray(ks)
-        if ks.dtype.kind not in "iu":
-            raise ScheduleError(f"language key {self.key}: draws k must be integers, got dtype {ks.dtype}")
-        ks = ks.astype(np.int64).ravel()
-        if ks.size and int(ks.min()) < 0:
-            raise ScheduleError(f"language key {self.key}: draw k = {int(ks.min())} is negative")
+        ks = draws_of(ks, self.key)
         n = self.samples_per_epoch
         epochs, ranks = np.divmod(ks, n)
         shard = np.empty(ks.size, dtype=np.int64)
