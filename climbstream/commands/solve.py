@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", help="runs table from 'climbstream sweep' (with --recommend: the ensemble's data)")
     parser.add_argument("--baselines", default="temperature,unimax,uniform",
                         help="with --recommend: the baselines compared, comma-separated (default temperature,unimax,"
-                             "uniform; natural and msl too)")
+                             "uniform; natural too)")
     parser.add_argument("--candidate", action="append", default=[], metavar="LABEL=FILE",
                         help="with --recommend: another mixture to compare (an allocation or {NAME: ratio} YAML), "
                              "e.g. the uncapped uniform a user would otherwise train; repeatable")
@@ -76,9 +76,9 @@ def _recommend(args: argparse.Namespace, counts, law) -> int:
     if args.replicates < 2:
         raise ConfigError(f"--replicates {args.replicates}: an interval needs at least 2")
     baselines = tuple(b for b in args.baselines.split(",") if b)
-    bad = [b for b in baselines if b not in ("natural", "uniform", "temperature", "unimax", "msl")]
+    bad = [b for b in baselines if b not in ("natural", "uniform", "temperature", "unimax")]
     if bad or not baselines:
-        raise ConfigError(f"--baselines {args.baselines!r}: expected some of natural, uniform, temperature, unimax, msl")
+        raise ConfigError(f"--baselines {args.baselines!r}: expected some of natural, uniform, temperature, unimax")
     alloc, rec = recommend_allocation(load_runs(args.runs), counts, args.budget, e_max=args.max_epochs,
                                       floor=args.floor, baselines=baselines,
                                       temperature_alpha=args.temperature_alpha,

@@ -19,6 +19,7 @@ from climbstream.mixture.ensemble import LawEnsemble
 
 CLIMB = "climb"
 DEFAULT_BASELINES = ("temperature", "unimax", "uniform")
+BASELINE_METHODS = ("natural", "uniform", "temperature", "unimax")
 RULE = ("climb only where every baseline's 95% ensemble interval of 'baseline - climb' (predicted mean loss) "
         "is above 0; else the baseline with the lowest predicted mean loss")
 
@@ -59,12 +60,15 @@ def candidate_mixtures(counts: Mapping[str, int], budget_tokens: float, law, *, 
 
     if CLIMB in baselines:
         raise SolverError("baselines: 'climb' is the candidate being judged; name only baselines")
+    unknown = sorted(set(baselines) - set(BASELINE_METHODS))
+    if unknown:
+        raise SolverError(f"baselines {unknown}: expected some of {', '.join(BASELINE_METHODS)} (MSL and isolated "
+                          f"need laws of their own: compare them with 'climbstream validate')")
     out = {CLIMB: allocate(CLIMB, counts, budget_tokens, e_max=e_max, floor=floor, law=law,
                            importance=importance).ratios()}
     for method in baselines:
         params = {"alpha": temperature_alpha} if method == "temperature" else None
-        out[method] = allocate(method, counts, budget_tokens, e_max=e_max, floor=floor, params=params,
-                               law=law if method == "msl" else None).ratios()
+        out[method] = allocate(method, counts, budget_tokens, e_max=e_max, floor=floor, params=params).ratios()
     for label, ratios in (extra or {}).items():
         if label in out:
             raise SolverError(f"extra candidate {label!r} has the name of a method already compared; rename it")

@@ -110,6 +110,8 @@ def test_candidates_share_caps_and_floors_and_extra_mixtures_are_kept_as_given()
     for label in (CLIMB, "temperature", "unimax", "uniform"):
         assert cands[label]["c"] <= cap_c + 1e-9 and min(cands[label].values()) >= 0.02 - 1e-9, label
     assert cands["uniform_uncapped"] == pytest.approx({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3})
+    with pytest.raises(SolverError, match=r"baselines \['msl'\]: expected some of natural"):
+        candidate_mixtures(COUNTS, TOKENS, truth(), e_max=1.0, baselines=("msl",))
     with pytest.raises(SolverError, match="name of a method already compared"):
         candidate_mixtures(COUNTS, TOKENS, truth(), e_max=1.0, extra={"uniform": {"a": 1, "b": 1, "c": 1}})
 

@@ -63,6 +63,7 @@ def test_recommend_writes_the_recommended_mixture_with_intervals(tmp_path, runs_
     (["--no-runs"], "--recommend needs --runs"),
     (["--candidate", "nolabel"], "expected LABEL=FILE"),
     (["--baselines", "climb"], "--baselines 'climb'"),
+    (["--baselines", "msl"], "expected some of natural, uniform, temperature, unimax"),
     (["--replicates", "1"], "--replicates 1: an interval needs at least 2"),
 ])
 def test_recommend_refuses_bad_arguments_by_name(tmp_path, runs_csv, counts, argv, message, capsys):
