@@ -175,7 +175,8 @@ def test_a_retired_language_with_weight_zero_continues_the_others_exactly(mds_co
         ClimbStream(root, WEIGHTS, global_batch=B, seed=4, rank=0, world_size=1)
 
 
-def test_a_shrunk_language_at_weight_zero_restarts_its_epochs_when_it_gets_weight_again(corpora, tmp_path):
+def shrunk_bb(corpora, tmp_path):
+    """(the state saved before the change, a copy of the corpus whose bb lost its last 2 shards)."""
     before, _ = corpora
     _, state = run_before(before)
     shrunk = str(tmp_path / "shrunk")
@@ -185,6 +186,11 @@ def test_a_shrunk_language_at_weight_zero_restarts_its_epochs_when_it_gets_weigh
         data["languages"]["bb"]["train"] = data["languages"]["bb"]["train"][:-2]
 
     edit_manifest(shrunk, drop)
+    return state, shrunk
+
+
+def test_a_shrunk_language_at_weight_zero_restarts_its_epochs_when_it_gets_weight_again(corpora, tmp_path):
+    state, shrunk = shrunk_bb(corpora, tmp_path)
     stream = ClimbStream(shrunk, {**OLD_WEIGHTS, "bb": 0.0}, global_batch=B, seed=4, rank=0, world_size=1)
     stream.load_state_dict(state, allow_manifest_change=True)  # bb retired from here: allowed
     assert stream.corpus_versions()[-1]["languages"]["bb"]["restart"] is True
@@ -214,15 +220,7 @@ def test_a_rewritten_shard_is_refused_naming_it(corpora, tmp_path):
 
 
 def test_shards_removed_from_a_language_that_keeps_weight_are_refused(corpora, tmp_path):
-    before, _ = corpora
-    _, state = run_before(before)
-    shrunk = str(tmp_path / "shrunk")
-    shutil.copytree(before, shrunk)
-
-    def drop(data):
-        data["languages"]["bb"]["train"] = data["languages"]["bb"]["train"][:-2]
-
-    edit_manifest(shrunk, drop)
+    state, shrunk = shrunk_bb(corpora, tmp_path)
     stream = ClimbStream(shrunk, OLD_WEIGHTS, global_batch=B, seed=4, rank=0, world_size=1)
     with pytest.raises(CorpusRewriteError, match=r"bb: .*train\[7\.\.8\] \(removed\).*weight 0"):
         stream.load_state_dict(state, allow_manifest_change=True)
